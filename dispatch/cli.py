@@ -1,0 +1,251 @@
+"""The ``dispatch`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from dispatch.config import Settings
+from dispatch.core.errors import DispatchError, InvalidInput
+from dispatch.core.types import LatLon
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_at(text: str) -> time:
+    try:
+        hh, mm = text.split(":")
+        return time(int(hh), int(mm))
+    except ValueError:
+        raise InvalidInput(f"--at {text!r} is not a time of day: write HH:MM, from 00:00 to 23:59") from None
+
+
+def parse_minutes(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInput(f"--minutes {text!r} is not a list of numbers: write e.g. 4,8,15") from None
+    if not values or any(not 0 < v <= 240 for v in values):
+        raise InvalidInput(f"--minutes {text!r} is not allowed: give minutes of more than 0 and at most 240")
+    return values
+
+
+def _add_graph_options(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument(
+        "--osm",
+        type=Path,
+        default=settings.osm_file,
+        help="OSM extract (.osm, .osm.bz2, .osm.pbf); default: the bundled central-Hanoi extract",
+    )
+    p.add_argument(
+        "--profile",
+        default=settings.profile,
+        help="vehicle profile: ambulance, motorbike, or a TOML file (docs/profiles.md)",
+    )
+    p.add_argument("--cache-dir", type=Path, default=settings.cache_dir, help="where compiled graphs are kept")
+    p.add_argument(
+        "--max-snap-m",
+        type=float,
+        default=settings.max_snap_m,
+        help="reject positions farther than this from any drivable road (default 250)",
+    )
+
+
+def _add_query_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--at", help="time of day HH:MM for the traffic period (default: now)")
+    p.add_argument("--engine", default="auto", choices=["auto", "ch", "dijkstra"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--close",
+        action="append",
+        default=[],
+        metavar="LAT,LON",
+        help="close the road segment nearest to this point (repeatable)",
+    )
+    p.add_argument(
+        "--close-area",
+        type=Path,
+        metavar="GEOJSON",
+        help="close every road inside the polygon(s) of this GeoJSON file",
+    )
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = _Parser(prog="dispatch", description="Ambulance dispatch on OpenStreetMap road networks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="summarise the bundled road graph and print a sample route")
+    _add_graph_options(demo, settings)
+
+    graph = sub.add_parser("graph", help="road graph commands")
+    gsub = graph.add_subparsers(dest="graph_command", required=True, parser_class=_Parser)
+    build = gsub.add_parser("build", help="build and cache the graph of an OSM file")
+    build.add_argument("path", type=Path, help="OSM extract (.osm, .osm.bz2, .osm.pbf)")
+    build.add_argument("--profile", default=settings.profile, help="ambulance, motorbike, or a TOML file")
+    build.add_argument("--cache-dir", type=Path, default=settings.cache_dir)
+    build.add_argument("--force", action="store_true", help="rebuild even if the cache holds this graph")
+    build.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    route = sub.add_parser("route", help="fastest route between two points, as JSON")
+    route.add_argument("origin", metavar="LAT,LON")
+    route.add_argument("destination", metavar="LAT,LON")
+    _add_graph_options(route, settings)
+    _add_query_options(route)
+
+    eta = sub.add_parser("eta", help="drive time from each unit position to one incident, fastest first")
+    eta.add_argument("incident", metavar="LAT,LON")
+    eta.add_argument("units", metavar="LAT,LON", nargs="+")
+    _add_graph_options(eta, settings)
+    _add_query_options(eta)
+
+    iso = sub.add_parser("isochrone", help="areas reachable within some minutes, as GeoJSON")
+    iso.add_argument("origin", metavar="LAT,LON")
+    iso.add_argument("--minutes", default="4,8,15", help="comma-separated minutes (default 4,8,15)")
+    _add_graph_options(iso, settings)
+    _add_query_options(iso)
+    return parser
+
+
+def _router(args: argparse.Namespace, *, progress: bool = True) -> Any:
+    from dispatch.geo.routing import Router
+    from dispatch.geo.store import load_or_build
+
+    loaded = load_or_build(args.osm, args.profile, cache_dir=args.cache_dir, progress=progress)
+    router = Router(loaded.graph, loaded.chs, max_snap_m=args.max_snap_m)
+    for point in getattr(args, "close", []):
+        router.close_near(LatLon.parse(point), reason="command line --close")
+    area = getattr(args, "close_area", None)
+    if area is not None:
+        _close_area(router, area)
+    return router
+
+
+def _close_area(router: Any, path: Path) -> None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"--close-area {path}: not a readable GeoJSON file ({exc})") from None
+    features = data.get("features", [data]) if isinstance(data, dict) else []
+    geoms = [f.get("geometry", f) for f in features if isinstance(f, dict)]
+    if not geoms:
+        raise InvalidInput(f"--close-area {path}: holds no Polygon")
+    for g in geoms:
+        router.close_area(g, reason=f"--close-area {path.name}")
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def cmd_graph_build(args: argparse.Namespace) -> int:
+    from dispatch.geo.store import load_or_build
+
+    loaded = load_or_build(args.path, args.profile, cache_dir=args.cache_dir, progress=True, use_cache=not args.force)
+    if args.force:  # rebuilt: store it for the next warm start
+        loaded = load_or_build(args.path, args.profile, cache_dir=args.cache_dir, progress=False, use_cache=True)
+    s = dict(loaded.graph.stats)
+    s["cache"] = str(loaded.cache_path)
+    s["load_s"] = round(loaded.load_s, 3)
+    if args.json:
+        _print_json(s)
+        return 0
+    lat0, lon0, lat1, lon1 = s["bbox"]
+    print(f"graph     {s['source']} ({s['profile']} profile)")
+    print(f"nodes     {s['nodes']:,}")
+    print(f"edges     {s['edges']:,} road segments, {s['arcs']:,} directed arcs")
+    print(
+        f"dropped   {s['dropped_components']:,} disconnected parts ({s['dropped_nodes']:,} nodes, "
+        f"{s['dropped_arcs']:,} arcs; largest {s['largest_dropped_component_nodes']} nodes)"
+    )
+    print(
+        f"ways      {s['ways_kept']:,} of {s['highway_ways_read']:,} highway ways drivable; "
+        f"{s['conditional_restrictions_applied']} time-of-day restrictions applied, "
+        f"{s['conditional_restrictions_not_modelled']} date/weekday restrictions not modelled"
+    )
+    print(f"bbox      {lat0:.5f},{lon0:.5f} .. {lat1:.5f},{lon1:.5f}")
+    print(f"build     {s['build_s']:.2f} s" + ("" if not loaded.warm else f" (warm load {loaded.load_s:.3f} s)"))
+    print(f"cache     {s['cache']}")
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    at = parse_at(args.at) if args.at else None
+    o, d = LatLon.parse(args.origin), LatLon.parse(args.destination)
+    route = _router(args).route(o, d, at=at, engine=args.engine)
+    _print_json(route.as_dict())
+    return 0
+
+
+def cmd_eta(args: argparse.Namespace) -> int:
+    at = parse_at(args.at) if args.at else None
+    incident = LatLon.parse(args.incident)
+    units = [LatLon.parse(u) for u in args.units]
+    legs = _router(args).eta_to(units, incident, at=at, engine=args.engine)
+    rows: list[dict[str, Any]] = []
+    for i, (u, leg) in enumerate(zip(units, legs, strict=True)):
+        row: dict[str, Any] = {"unit": i, "lat": u.lat, "lon": u.lon}
+        if isinstance(leg, DispatchError):
+            row["error"] = str(leg)
+        else:
+            row.update(eta_s=round(leg.eta_s, 1), distance_m=round(leg.distance_m, 1))
+        rows.append(row)
+    rows.sort(key=lambda r: (r.get("eta_s") is None, r.get("eta_s", 0.0)))
+    _print_json({"incident": {"lat": incident.lat, "lon": incident.lon}, "units": rows})
+    return 0
+
+
+def cmd_isochrone(args: argparse.Namespace) -> int:
+    from dispatch.geo.isochrone import isochrones
+
+    at = parse_at(args.at) if args.at else None
+    minutes = parse_minutes(args.minutes)
+    fc = isochrones(_router(args), LatLon.parse(args.origin), [m * 60 for m in minutes], at=at)
+    _print_json(fc)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    router = _router(args)
+    s = router.graph.stats
+    print(f"Road graph: {s['source']}")
+    print(
+        f"  {s['nodes']:,} junctions, {s['edges']:,} road segments, {s['arcs']:,} directed arcs "
+        f"({s['profile']} profile); {s['dropped_components']} disconnected parts dropped"
+    )
+    hoan_kiem, ba_dinh = LatLon(21.0287, 105.8524), LatLon(21.0368, 105.8342)
+    route = router.route(hoan_kiem, ba_dinh, at=time(10, 0))
+    print(f"Sample route, Hoan Kiem Lake -> Ba Dinh Square at 10:00 ({route.period} traffic):")
+    print(
+        f"  {route.eta_s / 60:.1f} min, {route.distance_m / 1000:.2f} km, {len(route.geometry['coordinates'])} points"
+    )
+    for step in route.steps:
+        print(f"  - {step['instruction']} ({step['distance_m']:.0f} m)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = Settings.from_env()
+    parser = build_parser(settings)
+    args = parser.parse_args(argv)
+    handlers = {"demo": cmd_demo, "route": cmd_route, "eta": cmd_eta, "isochrone": cmd_isochrone}
+    try:
+        if args.command == "graph":
+            return cmd_graph_build(args)
+        return handlers[args.command](args)
+    except DispatchError as exc:
+        print(f"dispatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Road graph and spatial work on OpenStreetMap data."""

@@ -1,0 +1,446 @@
+"""Drive-time queries on the road graph: one-to-many ETAs, routes with steps, isochrones, matrices, closures.
+
+The fast path is a contraction hierarchy per time-of-day period; the checked fallback (and the engine while
+roads are closed) is Dijkstra on the same integer-millisecond weights, so both give the same times.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from dispatch.core.errors import DispatchError, InvalidInput, NoRoute, OutsideCoverage
+from dispatch.core.types import LatLon
+from dispatch.geo.ch import CHIndex
+from dispatch.geo.dijkstra import DijkstraGraph
+from dispatch.geo.graph import CLOSED_MS, F64, RoadGraph
+from dispatch.geo.snap import DEFAULT_MAX_SNAP_M, Snap, Snapper
+
+Engine = Literal["auto", "ch", "dijkstra"]
+When = datetime | time | int | None
+
+
+@dataclass(frozen=True)
+class Leg:
+    """Drive time and distance of the fastest way from one place to another."""
+
+    eta_s: float
+    distance_m: float
+
+
+@dataclass(frozen=True)
+class End:
+    """One way onto (or off) the road graph from a snapped position: a node, and the partial arc to it."""
+
+    node: int
+    cost_ms: float
+    length_m: float
+    arc: int
+    reversed: bool
+
+
+@dataclass
+class Route:
+    eta_s: float
+    distance_m: float
+    origin: Snap
+    destination: Snap
+    arcs: list[int]
+    geometry: dict[str, Any]
+    steps: list[dict[str, Any]]
+    period: str
+    engine: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "eta_s": round(self.eta_s, 1),
+            "distance_m": round(self.distance_m, 1),
+            "period": self.period,
+            "engine": self.engine,
+            "origin": self.origin.as_dict(),
+            "destination": self.destination.as_dict(),
+            "geometry": self.geometry,
+            "steps": self.steps,
+        }
+
+
+@dataclass
+class Closure:
+    id: int
+    reason: str
+    edges: list[int]
+    kind: str
+    geometry: dict[str, Any] | None = field(default=None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "kind": self.kind,
+            "edges": len(self.edges),
+            "geometry": self.geometry,
+        }
+
+
+class Router:
+    """Every drive-time query the product makes, on one graph and one vehicle profile."""
+
+    def __init__(
+        self,
+        graph: RoadGraph,
+        chs: Sequence[CHIndex] | None = None,
+        *,
+        max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    ) -> None:
+        if not max_snap_m > 0:
+            raise InvalidInput(f"max_snap_m = {max_snap_m} is not allowed: it must be more than 0 metres")
+        self.graph = graph
+        self.chs = list(chs or [])
+        self.snapper = Snapper(graph, max_distance_m=max_snap_m)
+        self._closures: dict[int, Closure] = {}
+        self._next_closure = 1
+        self._closed_arcs = np.zeros(graph.n_arcs, dtype=bool)
+        self._dijkstra: dict[int, DijkstraGraph] = {}
+        self._lock = threading.Lock()
+
+    # ---- time of day -------------------------------------------------------------------------------------
+    def period(self, at: When = None) -> int:
+        """The profile period for a time (local clock of the region); None means now."""
+        if at is None:
+            at = datetime.now()
+        hour = at if isinstance(at, int) else at.hour
+        return self.graph.profile.period_index(hour)
+
+    def weights(self, period: int) -> npt.NDArray[np.int32]:
+        w = self.graph.arc_time_ms[period]
+        if self._closed_arcs.any():
+            w = np.where(self._closed_arcs, CLOSED_MS, w)
+        return w
+
+    def dijkstra_graph(self, period: int) -> DijkstraGraph:
+        with self._lock:
+            dg = self._dijkstra.get(period)
+            if dg is None:
+                dg = self._dijkstra[period] = DijkstraGraph(self.graph, self.weights(period))
+            return dg
+
+    def _engine(self, engine: Engine, period: int) -> Literal["ch", "dijkstra"]:
+        if engine not in ("auto", "ch", "dijkstra"):
+            raise InvalidInput(f"engine {engine!r} is not known; allowed: auto, ch, dijkstra")
+        if engine == "ch" and self._closed_arcs.any():
+            raise InvalidInput("engine 'ch' cannot honour road closures; use 'auto' or 'dijkstra'")
+        if engine == "ch" and period >= len(self.chs):
+            raise InvalidInput("engine 'ch' needs the contraction hierarchies, which this router was not given")
+        if engine == "auto":
+            return "ch" if period < len(self.chs) and not self._closed_arcs.any() else "dijkstra"
+        return engine
+
+    # ---- snapping ----------------------------------------------------------------------------------------
+    def usable_edges(self, period: int) -> npt.NDArray[np.bool_]:
+        w = self.weights(period)
+        g = self.graph
+        ok = np.zeros(g.n_edges, dtype=bool)
+        for arcs in (g.edge_fwd_arc, g.edge_bwd_arc):
+            has = arcs >= 0
+            ok[has] |= w[arcs[has]] != CLOSED_MS
+        return ok
+
+    def snap(self, point: LatLon, *, at: When = None) -> Snap:
+        return self.snapper.snap(point, usable=self.usable_edges(self.period(at)))
+
+    def starts(self, snap: Snap, w: npt.NDArray[np.int32]) -> list[End]:
+        """Ways to leave a snapped position: along the edge to its end, or against it to its start."""
+        g, e, f = self.graph, snap.edge, snap.fraction
+        out = []
+        fa, ba = int(g.edge_fwd_arc[e]), int(g.edge_bwd_arc[e])
+        if fa >= 0 and w[fa] != CLOSED_MS:
+            out.append(End(int(g.arc_head[fa]), (1 - f) * w[fa], (1 - f) * g.arc_length_m[fa], fa, False))
+        if ba >= 0 and w[ba] != CLOSED_MS:
+            out.append(End(int(g.arc_head[ba]), f * w[ba], f * g.arc_length_m[ba], ba, True))
+        return out
+
+    def ends(self, snap: Snap, w: npt.NDArray[np.int32]) -> list[End]:
+        """Ways to arrive at a snapped position: from the edge's start along it, or from its end against it."""
+        g, e, f = self.graph, snap.edge, snap.fraction
+        out = []
+        fa, ba = int(g.edge_fwd_arc[e]), int(g.edge_bwd_arc[e])
+        if fa >= 0 and w[fa] != CLOSED_MS:
+            out.append(End(int(g.arc_tail[fa]), f * w[fa], f * g.arc_length_m[fa], fa, False))
+        if ba >= 0 and w[ba] != CLOSED_MS:
+            out.append(End(int(g.arc_tail[ba]), (1 - f) * w[ba], (1 - f) * g.arc_length_m[ba], ba, True))
+        return out
+
+    def _same_edge(self, o: Snap, d: Snap, w: npt.NDArray[np.int32]) -> tuple[float, float, int] | None:
+        """Direct travel along one edge (no junction passed): (ms, metres, arc)."""
+        if o.edge != d.edge:
+            return None
+        g = self.graph
+        fa, ba = int(g.edge_fwd_arc[o.edge]), int(g.edge_bwd_arc[o.edge])
+        if d.fraction >= o.fraction and fa >= 0 and w[fa] != CLOSED_MS:
+            k = d.fraction - o.fraction
+            return k * w[fa], k * g.arc_length_m[fa], fa
+        if d.fraction <= o.fraction and ba >= 0 and w[ba] != CLOSED_MS:
+            k = o.fraction - d.fraction
+            return k * w[ba], k * g.arc_length_m[ba], ba
+        return None
+
+    # ---- one-to-many: the query dispatch runs on every call ------------------------------------------------
+    def eta_to(
+        self, origins: Sequence[LatLon], destination: LatLon, *, at: When = None, engine: Engine = "auto"
+    ) -> list[Leg | DispatchError]:
+        """Drive time from each origin (ambulance positions) to one destination (the patient).
+
+        One entry per origin, in order: a :class:`Leg`, or the error that keeps that origin from the patient
+        (off the road coverage, no route). A destination off the coverage raises.
+        """
+        period = self.period(at)
+        eng = self._engine(engine, period)
+        w = self.weights(period)
+        usable = self.usable_edges(period)
+        dest = self.snapper.snap(destination, usable=usable)
+        d_ends = self.ends(dest, w)
+        snaps = self.snapper.snap_many(list(origins), usable=usable)
+        results: list[Leg | DispatchError] = []
+        if eng == "ch":
+            ch = self.chs[period]
+            memo: dict[tuple[int, int], tuple[int, list[int]] | None] = {}
+            for s in snaps:
+                if isinstance(s, OutsideCoverage):
+                    results.append(s)
+                    continue
+                best: tuple[float, float] | None = None
+                direct = self._same_edge(s, dest, w)
+                if direct is not None:
+                    best = (direct[0], direct[1])
+                for a in self.starts(s, w):
+                    for b in d_ends:
+                        key = (a.node, b.node)
+                        if key not in memo:
+                            memo[key] = ch.path(a.node, b.node)
+                        found = memo[key]
+                        if found is None:
+                            continue
+                        t = a.cost_ms + found[0] + b.cost_ms
+                        if best is None or t < best[0]:
+                            metres = a.length_m + float(self.graph.arc_length_m[found[1]].sum()) + b.length_m
+                            best = (t, metres)
+                results.append(self._leg(best, s, dest))
+            return results
+        dg = self.dijkstra_graph(period)
+        roots = [b.node for b in d_ends]
+        dist, pred = dg.search(roots, reverse=True)
+        lengths = [dg.tree_lengths(r, pred[i], reverse=True) for i, r in enumerate(roots)]
+        for s in snaps:
+            if isinstance(s, OutsideCoverage):
+                results.append(s)
+                continue
+            best = None
+            direct = self._same_edge(s, dest, w)
+            if direct is not None:
+                best = (direct[0], direct[1])
+            for a in self.starts(s, w):
+                for i, b in enumerate(d_ends):
+                    t = a.cost_ms + dist[i, a.node] + b.cost_ms
+                    if np.isfinite(t) and (best is None or t < best[0]):
+                        best = (t, a.length_m + lengths[i][a.node] + b.length_m)
+            results.append(self._leg(best, s, dest))
+        return results
+
+    def _leg(self, best: tuple[float, float] | None, o: Snap, d: Snap) -> Leg | DispatchError:
+        if best is None:
+            return NoRoute(
+                f"no drivable route from {o.query.lat:.6f},{o.query.lon:.6f} to "
+                f"{d.query.lat:.6f},{d.query.lon:.6f} (one-way streets or closed roads)"
+            )
+        return Leg(eta_s=best[0] / 1000.0, distance_m=best[1])
+
+    # ---- one route with geometry and steps -------------------------------------------------------------------
+    def route(self, origin: LatLon, destination: LatLon, *, at: When = None, engine: Engine = "auto") -> Route:
+        from dispatch.geo.steps import route_geometry, route_pieces, route_steps
+
+        period = self.period(at)
+        eng = self._engine(engine, period)
+        w = self.weights(period)
+        usable = self.usable_edges(period)
+        o = self.snapper.snap(origin, usable=usable)
+        d = self.snapper.snap(destination, usable=usable)
+        best: tuple[float, End | None, list[int], End | None] | None = None
+        direct = self._same_edge(o, d, w)
+        if direct is not None:
+            best = (direct[0], None, [], None)
+        starts, ends = self.starts(o, w), self.ends(d, w)
+        if eng == "ch":
+            ch = self.chs[period]
+            for a in starts:
+                for b in ends:
+                    found = ch.path(a.node, b.node)
+                    if found is not None and (best is None or a.cost_ms + found[0] + b.cost_ms < best[0]):
+                        best = (a.cost_ms + found[0] + b.cost_ms, a, found[1], b)
+        else:
+            dg = self.dijkstra_graph(period)
+            dist, pred = dg.search([a.node for a in starts])
+            for i, a in enumerate(starts):
+                for b in ends:
+                    t = a.cost_ms + dist[i, b.node] + b.cost_ms
+                    if np.isfinite(t) and (best is None or t < best[0]):
+                        best = (t, a, dg.path_arcs(pred[i], a.node, b.node), b)
+        if best is None:
+            raise NoRoute(
+                f"no drivable route from {origin.lat:.6f},{origin.lon:.6f} to "
+                f"{destination.lat:.6f},{destination.lon:.6f} (one-way streets or closed roads)"
+            )
+        t_ms, a, arcs, b = best
+        g = self.graph
+        if a is None or b is None:
+            assert direct is not None
+            metres = direct[1]
+        else:
+            metres = a.length_m + float(g.arc_length_m[arcs].sum()) + b.length_m
+        pieces = route_pieces(self, o, d, a, arcs, b, direct, w)
+        geometry = route_geometry(self, pieces)
+        steps = route_steps(self, pieces)
+        return Route(
+            eta_s=t_ms / 1000.0,
+            distance_m=metres,
+            origin=o,
+            destination=d,
+            arcs=arcs,
+            geometry=geometry,
+            steps=steps,
+            period=g.profile.periods[period].name,
+            engine=eng,
+        )
+
+    # ---- many-to-many, for planning --------------------------------------------------------------------------
+    def node_times_from(self, source: LatLon, *, at: When = None, limit_s: float = np.inf) -> F64:
+        """Seconds from ``source`` to every graph node (inf beyond ``limit_s`` or unreachable)."""
+        period = self.period(at)
+        w = self.weights(period)
+        o = self.snapper.snap(source, usable=self.usable_edges(period))
+        starts = self.starts(o, w)
+        dist, _ = self.dijkstra_graph(period).search([a.node for a in starts], limit_ms=limit_s * 1000.0)
+        best = np.min(dist + np.array([[a.cost_ms] for a in starts]), axis=0)
+        out: F64 = best / 1000.0
+        return out
+
+    def matrix(
+        self,
+        sources: Sequence[LatLon],
+        targets: Sequence[LatLon],
+        *,
+        at: When = None,
+        limit_s: float = np.inf,
+    ) -> tuple[F64, F64]:
+        """(seconds, metres) from every source to every target; inf where unreachable or beyond ``limit_s``."""
+        period = self.period(at)
+        w = self.weights(period)
+        usable = self.usable_edges(period)
+        src = [self.snapper.snap(p, usable=usable) for p in sources]
+        tgt_snaps = self.snapper.snap_many(list(targets), usable=usable)
+        for i, t in enumerate(tgt_snaps):
+            if isinstance(t, OutsideCoverage):
+                raise OutsideCoverage(f"target {i}: {t}", distance_m=t.distance_m, max_distance_m=t.max_distance_m)
+        tgts = [t for t in tgt_snaps if isinstance(t, Snap)]
+        dg = self.dijkstra_graph(period)
+        secs = np.full((len(src), len(tgts)), np.inf)
+        metres = np.full((len(src), len(tgts)), np.inf)
+        t_ends = [self.ends(t, w) for t in tgts]
+        for i, o in enumerate(src):
+            starts = self.starts(o, w)
+            dist, pred = dg.search([a.node for a in starts], limit_ms=limit_s * 1000.0)
+            lengths = [dg.tree_lengths(a.node, pred[k]) for k, a in enumerate(starts)]
+            for j, (t, ends) in enumerate(zip(tgts, t_ends, strict=True)):
+                best = self._same_edge(o, t, w)
+                bt, bm = (best[0], best[1]) if best else (np.inf, np.inf)
+                for k, a in enumerate(starts):
+                    for b in ends:
+                        tt = a.cost_ms + dist[k, b.node] + b.cost_ms
+                        if tt < bt:
+                            bt, bm = tt, a.length_m + lengths[k][b.node] + b.length_m
+                if bt <= limit_s * 1000.0:
+                    secs[i, j], metres[i, j] = bt / 1000.0, bm
+        return secs, metres
+
+    # ---- closures ----------------------------------------------------------------------------------------------
+    def close_edges(
+        self,
+        edges: Sequence[int],
+        *,
+        reason: str,
+        kind: str = "segment",
+        geometry: dict[str, Any] | None = None,
+    ) -> Closure:
+        if not edges:
+            raise InvalidInput("the closure holds no road segment: nothing to close")
+        bad = [e for e in edges if not 0 <= e < self.graph.n_edges]
+        if bad:
+            raise InvalidInput(f"edge ids {bad[:5]} do not exist; allowed: 0-{self.graph.n_edges - 1}")
+        with self._lock:
+            closure = Closure(self._next_closure, reason, sorted({int(e) for e in edges}), kind, geometry)
+            self._next_closure += 1
+            self._closures[closure.id] = closure
+            self._recompute_closed()
+        return closure
+
+    def close_near(self, point: LatLon, *, reason: str) -> Closure:
+        """Close the road segment (both directions, junction to junction) nearest to ``point``."""
+        snap = self.snapper.snap(point)
+        return self.close_edges([snap.edge], reason=reason, kind="segment", geometry=self.edge_geojson(snap.edge))
+
+    def close_area(self, polygon: dict[str, Any], *, reason: str) -> Closure:
+        """Close every road segment that enters a GeoJSON Polygon/MultiPolygon (lon, lat order)."""
+        import shapely
+        from shapely.geometry import shape
+
+        try:
+            geom = shape(polygon)
+        except Exception as exc:  # shapely raises several types for malformed GeoJSON
+            raise InvalidInput(f"the closure area is not a GeoJSON Polygon: {exc}") from None
+        if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty or not geom.is_valid:
+            raise InvalidInput(
+                f"the closure area must be a valid, non-empty Polygon or MultiPolygon, not {geom.geom_type}"
+            )
+        coords = shapely.get_coordinates(geom)
+        x, y = self.snapper.proj.forward(coords[:, 1], coords[:, 0])
+        projected = shapely.set_coordinates(geom, np.column_stack([x, y]))
+        edges = self.snapper.tree.query(projected, predicate="intersects")
+        if len(edges) == 0:
+            raise InvalidInput("the closure area touches no road of the map: nothing to close")
+        return self.close_edges(edges.tolist(), reason=reason, kind="area", geometry=polygon)
+
+    def reopen(self, closure_id: int) -> None:
+        with self._lock:
+            if closure_id not in self._closures:
+                raise InvalidInput(f"closure {closure_id} does not exist; open closures: {sorted(self._closures)}")
+            del self._closures[closure_id]
+            self._recompute_closed()
+
+    def closures(self) -> list[Closure]:
+        return list(self._closures.values())
+
+    def _recompute_closed(self) -> None:
+        closed = np.zeros(self.graph.n_arcs, dtype=bool)
+        g = self.graph
+        for c in self._closures.values():
+            e = np.asarray(c.edges, dtype=np.int64)
+            for arcs in (g.edge_fwd_arc[e], g.edge_bwd_arc[e]):
+                closed[arcs[arcs >= 0]] = True
+        self._closed_arcs = closed
+        self._dijkstra.clear()
+
+    def edge_geojson(self, edge: int) -> dict[str, Any]:
+        g = self.graph
+        s, e = int(g.geom_offsets[edge]), int(g.geom_offsets[edge + 1])
+        return {
+            "type": "LineString",
+            "coordinates": [
+                [round(float(lo), 7), round(float(la), 7)]
+                for la, lo in zip(g.geom_lat[s:e], g.geom_lon[s:e], strict=True)
+            ],
+        }
