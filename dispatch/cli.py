@@ -113,11 +113,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     return parser
 
 
-def _router(args: argparse.Namespace, *, progress: bool = True) -> Any:
+def _router(args: argparse.Namespace) -> Any:
     from dispatch.geo.routing import Router
     from dispatch.geo.store import load_or_build
 
-    loaded = load_or_build(args.osm, args.profile, cache_dir=args.cache_dir, progress=progress)
+    loaded = load_or_build(args.osm, args.profile, cache_dir=args.cache_dir, progress=sys.stderr.isatty())
     router = Router(loaded.graph, loaded.chs, max_snap_m=args.max_snap_m)
     for point in getattr(args, "close", []):
         router.close_near(LatLon.parse(point), reason="command line --close")
@@ -148,7 +148,9 @@ def _print_json(data: Any) -> None:
 def cmd_graph_build(args: argparse.Namespace) -> int:
     from dispatch.geo.store import load_or_build
 
-    loaded = load_or_build(args.path, args.profile, cache_dir=args.cache_dir, progress=True, use_cache=not args.force)
+    loaded = load_or_build(
+        args.path, args.profile, cache_dir=args.cache_dir, progress=sys.stderr.isatty(), use_cache=not args.force
+    )
     if args.force:  # rebuilt: store it for the next warm start
         loaded = load_or_build(args.path, args.profile, cache_dir=args.cache_dir, progress=False, use_cache=True)
     s = dict(loaded.graph.stats)

@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from tqdm import tqdm
 
 from dispatch.geo.osm import FilterReport, OsmReadError, RawWays, WayRule, evaluate_way
 from dispatch.geo.profile import Profile
@@ -88,10 +87,9 @@ def haversine_m(lat1: F64, lon1: F64, lat2: F64, lon2: F64) -> F64:
     return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a)), dtype=np.float64)
 
 
-def build_graph(raw: RawWays, profile: Profile, *, source: str = "", progress: bool = False) -> RoadGraph:
+def build_graph(raw: RawWays, profile: Profile, *, source: str = "") -> RoadGraph:
     """Filter, split at junctions, weigh, and keep the largest strongly connected part."""
     started = time.perf_counter()
-    bar = tqdm(total=4, desc="compile graph", unit="step", disable=not progress, leave=False)
     report = FilterReport()
     rules: list[WayRule | None] = [evaluate_way(t, profile, report) for t in raw.tags]
     keep = np.array([r is not None for r in rules], dtype=bool)
@@ -100,7 +98,6 @@ def build_graph(raw: RawWays, profile: Profile, *, source: str = "", progress: b
             f"{source or 'the file'}: holds {len(raw.tags)} highway ways but none that the "
             f"{profile.name!r} profile may drive (dropped: {dict(report.dropped.most_common(5))})"
         )
-    bar.update()
 
     # junctions: nodes used by two kept ways (or twice by one) and every way end
     pos_way = np.repeat(np.arange(len(raw.tags)), np.diff(raw.node_offsets))
@@ -119,7 +116,6 @@ def build_graph(raw: RawWays, profile: Profile, *, source: str = "", progress: b
     loop = (raw.node_ids[e_from_a] == raw.node_ids[e_to_a]) & (e_to_a - e_from_a < 3)
     e_from_a, e_to_a = e_from_a[~loop].astype(np.int64), e_to_a[~loop].astype(np.int64)
     e_way = pos_way[e_from_a]
-    bar.update()
 
     n_e = len(e_way)
     seg_len = np.zeros(len(raw.lat), dtype=np.float64)
@@ -151,7 +147,6 @@ def build_graph(raw: RawWays, profile: Profile, *, source: str = "", progress: b
     arc_rev = np.concatenate([np.zeros(len(f_idx), bool), np.ones(len(b_idx), bool)])
     arc_tail = np.concatenate([u[f_idx], v[b_idx]])
     arc_head = np.concatenate([v[f_idx], u[b_idx]])
-    bar.update()
 
     # largest strongly connected part (arcs open in any period count)
     n_all = len(node_ids_all)
@@ -204,8 +199,6 @@ def build_graph(raw: RawWays, profile: Profile, *, source: str = "", progress: b
                 names_en.append(key[1])
             edge_name[i] = name_ids[key]
         edge_class[i] = classes.index(tags["highway"])
-    bar.update()
-    bar.close()
 
     arc_sel = np.nonzero(arc_keep)[0]
     node_lat, node_lon = _node_coords(raw, node_ids_all[node_keep])

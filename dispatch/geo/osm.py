@@ -54,7 +54,7 @@ def read_osm(path: str | Path) -> RawWays:
     try:
         processor = osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
         for way in processor:
-            if not way.is_way() or "highway" not in way.tags:
+            if not isinstance(way, osmium.osm.Way) or "highway" not in way.tags:
                 continue
             count = 0
             for node in way.nodes:
@@ -180,7 +180,9 @@ def daily_closed_hours(condition_value: str) -> frozenset[int] | None:
 
 
 def _split_top(text: str, sep: str) -> list[str]:
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         depth += (ch == "(") - (ch == ")")
         if ch == sep and depth == 0:

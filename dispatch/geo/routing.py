@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,7 @@ from dispatch.geo.graph import CLOSED_MS, F64, RoadGraph
 from dispatch.geo.snap import DEFAULT_MAX_SNAP_M, Snap, Snapper
 
 Engine = Literal["auto", "ch", "dijkstra"]
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 When = datetime | time | int | None
 
 
@@ -43,6 +45,17 @@ class End:
     length_m: float
     arc: int
     reversed: bool
+
+
+@dataclass(frozen=True)
+class _Best:
+    """The fastest way found: total ms and metres, the partial arcs at both ends, the graph arcs between."""
+
+    time_ms: float
+    length_m: float
+    start: End | None  # None: along one edge, no junction passed
+    arcs: list[int]
+    end: End | None
 
 
 @dataclass
@@ -97,30 +110,44 @@ class Router:
         chs: Sequence[CHIndex] | None = None,
         *,
         max_snap_m: float = DEFAULT_MAX_SNAP_M,
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> None:
         if not max_snap_m > 0:
             raise InvalidInput(f"max_snap_m = {max_snap_m} is not allowed: it must be more than 0 metres")
+        try:
+            self.tz = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(
+                f"time zone {timezone!r} is not known; give an IANA name such as Asia/Ho_Chi_Minh"
+            ) from None
         self.graph = graph
         self.chs = list(chs or [])
         self.snapper = Snapper(graph, max_distance_m=max_snap_m)
         self._closures: dict[int, Closure] = {}
         self._next_closure = 1
         self._closed_arcs = np.zeros(graph.n_arcs, dtype=bool)
+        self._any_closed = False
         self._dijkstra: dict[int, DijkstraGraph] = {}
+        self._usable: dict[int, npt.NDArray[np.bool_]] = {}
         self._lock = threading.Lock()
 
     # ---- time of day -------------------------------------------------------------------------------------
     def period(self, at: When = None) -> int:
-        """The profile period for a time (local clock of the region); None means now."""
+        """The profile period for a time of day on the region's clock; None means now.
+
+        An aware datetime is converted to the region's time zone; a naive one or a time is taken as local.
+        """
         if at is None:
-            at = datetime.now()
+            at = datetime.now(self.tz)
+        elif isinstance(at, datetime) and at.tzinfo is not None:
+            at = at.astimezone(self.tz)
         hour = at if isinstance(at, int) else at.hour
         return self.graph.profile.period_index(hour)
 
     def weights(self, period: int) -> npt.NDArray[np.int32]:
-        w = self.graph.arc_time_ms[period]
-        if self._closed_arcs.any():
-            w = np.where(self._closed_arcs, CLOSED_MS, w)
+        w: npt.NDArray[np.int32] = self.graph.arc_time_ms[period]
+        if self._any_closed:
+            w = np.where(self._closed_arcs, CLOSED_MS, w).astype(np.int32)
         return w
 
     def dijkstra_graph(self, period: int) -> DijkstraGraph:
@@ -131,24 +158,27 @@ class Router:
             return dg
 
     def _engine(self, engine: Engine, period: int) -> Literal["ch", "dijkstra"]:
+        """``ch`` when a hierarchy exists for the period (paths that cross a closure fall back to Dijkstra)."""
         if engine not in ("auto", "ch", "dijkstra"):
             raise InvalidInput(f"engine {engine!r} is not known; allowed: auto, ch, dijkstra")
-        if engine == "ch" and self._closed_arcs.any():
-            raise InvalidInput("engine 'ch' cannot honour road closures; use 'auto' or 'dijkstra'")
         if engine == "ch" and period >= len(self.chs):
             raise InvalidInput("engine 'ch' needs the contraction hierarchies, which this router was not given")
         if engine == "auto":
-            return "ch" if period < len(self.chs) and not self._closed_arcs.any() else "dijkstra"
+            return "ch" if period < len(self.chs) else "dijkstra"
         return engine
 
     # ---- snapping ----------------------------------------------------------------------------------------
     def usable_edges(self, period: int) -> npt.NDArray[np.bool_]:
-        w = self.weights(period)
-        g = self.graph
-        ok = np.zeros(g.n_edges, dtype=bool)
-        for arcs in (g.edge_fwd_arc, g.edge_bwd_arc):
-            has = arcs >= 0
-            ok[has] |= w[arcs[has]] != CLOSED_MS
+        """Edges with at least one direction open in ``period`` (snapping ignores the others)."""
+        ok = self._usable.get(period)
+        if ok is None:
+            w = self.weights(period)
+            g = self.graph
+            ok = np.zeros(g.n_edges, dtype=bool)
+            for arcs in (g.edge_fwd_arc, g.edge_bwd_arc):
+                has = arcs >= 0
+                ok[has] |= w[arcs[has]] != CLOSED_MS
+            self._usable[period] = ok
         return ok
 
     def snap(self, point: LatLon, *, at: When = None) -> Snap:
@@ -190,6 +220,37 @@ class Router:
             return k * w[ba], k * g.arc_length_m[ba], ba
         return None
 
+    # ---- the contraction-hierarchy path, checked against closures ---------------------------------------------
+    def _ch_best(
+        self,
+        ch: CHIndex,
+        starts: list[End],
+        ends: list[End],
+        direct: tuple[float, float, int] | None,
+        memo: dict[tuple[int, int], int | None],
+    ) -> _Best | None | Literal["closed"]:
+        """The fastest way by the hierarchy; ``"closed"`` when it runs over a closed road (use Dijkstra)."""
+        best_t = direct[0] if direct is not None else np.inf
+        pair: tuple[End, End] | None = None
+        for a in starts:
+            for b in ends:
+                key = (a.node, b.node)
+                if key not in memo:
+                    memo[key] = ch.distance_ms(a.node, b.node)
+                d = memo[key]
+                if d is not None and a.cost_ms + d + b.cost_ms < best_t:
+                    best_t, pair = a.cost_ms + d + b.cost_ms, (a, b)
+        if pair is None:
+            return None if direct is None else _Best(direct[0], direct[1], None, [], None)
+        a, b = pair
+        found = ch.path(a.node, b.node)
+        assert found is not None
+        arcs = found[1]
+        if self._any_closed and self._closed_arcs[arcs].any():
+            return "closed"
+        metres = a.length_m + float(self.graph.arc_length_m[arcs].sum()) + b.length_m
+        return _Best(best_t, metres, a, arcs, b)
+
     # ---- one-to-many: the query dispatch runs on every call ------------------------------------------------
     def eta_to(
         self, origins: Sequence[LatLon], destination: LatLon, *, at: When = None, engine: Engine = "auto"
@@ -206,59 +267,45 @@ class Router:
         dest = self.snapper.snap(destination, usable=usable)
         d_ends = self.ends(dest, w)
         snaps = self.snapper.snap_many(list(origins), usable=usable)
-        results: list[Leg | DispatchError] = []
-        if eng == "ch":
-            ch = self.chs[period]
-            memo: dict[tuple[int, int], tuple[int, list[int]] | None] = {}
-            for s in snaps:
-                if isinstance(s, OutsideCoverage):
-                    results.append(s)
-                    continue
-                best: tuple[float, float] | None = None
-                direct = self._same_edge(s, dest, w)
-                if direct is not None:
-                    best = (direct[0], direct[1])
-                for a in self.starts(s, w):
-                    for b in d_ends:
-                        key = (a.node, b.node)
-                        if key not in memo:
-                            memo[key] = ch.path(a.node, b.node)
-                        found = memo[key]
-                        if found is None:
-                            continue
-                        t = a.cost_ms + found[0] + b.cost_ms
-                        if best is None or t < best[0]:
-                            metres = a.length_m + float(self.graph.arc_length_m[found[1]].sum()) + b.length_m
-                            best = (t, metres)
-                results.append(self._leg(best, s, dest))
-            return results
-        dg = self.dijkstra_graph(period)
-        roots = [b.node for b in d_ends]
-        dist, pred = dg.search(roots, reverse=True)
-        lengths = [dg.tree_lengths(r, pred[i], reverse=True) for i, r in enumerate(roots)]
-        for s in snaps:
+        results: list[Leg | DispatchError | None] = [None] * len(snaps)
+        pending: list[int] = []  # origins the Dijkstra pass answers
+        memo: dict[tuple[int, int], int | None] = {}
+        for i, s in enumerate(snaps):
             if isinstance(s, OutsideCoverage):
-                results.append(s)
-                continue
-            best = None
-            direct = self._same_edge(s, dest, w)
-            if direct is not None:
-                best = (direct[0], direct[1])
-            for a in self.starts(s, w):
-                for i, b in enumerate(d_ends):
-                    t = a.cost_ms + dist[i, a.node] + b.cost_ms
-                    if np.isfinite(t) and (best is None or t < best[0]):
-                        best = (t, a.length_m + lengths[i][a.node] + b.length_m)
-            results.append(self._leg(best, s, dest))
-        return results
+                results[i] = s
+            elif eng == "ch":
+                best = self._ch_best(self.chs[period], self.starts(s, w), d_ends, self._same_edge(s, dest, w), memo)
+                if best == "closed":
+                    pending.append(i)
+                else:
+                    results[i] = self._leg(best, s, dest)
+            else:
+                pending.append(i)
+        if pending:
+            dg = self.dijkstra_graph(period)
+            roots = [b.node for b in d_ends]
+            dist, pred = dg.search(roots, reverse=True)
+            lengths = [dg.tree_lengths(r, pred[k], reverse=True) for k, r in enumerate(roots)]
+            for i in pending:
+                s = snaps[i]
+                assert isinstance(s, Snap)
+                direct = self._same_edge(s, dest, w)
+                best = _Best(direct[0], direct[1], None, [], None) if direct is not None else None
+                for a in self.starts(s, w):
+                    for k, b in enumerate(d_ends):
+                        t = a.cost_ms + dist[k, a.node] + b.cost_ms
+                        if np.isfinite(t) and (best is None or t < best.time_ms):
+                            best = _Best(float(t), a.length_m + float(lengths[k][a.node]) + b.length_m, a, [], b)
+                results[i] = self._leg(best, s, dest)
+        return [r for r in results if r is not None]
 
-    def _leg(self, best: tuple[float, float] | None, o: Snap, d: Snap) -> Leg | DispatchError:
+    def _leg(self, best: _Best | None, o: Snap, d: Snap) -> Leg | DispatchError:
         if best is None:
             return NoRoute(
                 f"no drivable route from {o.query.lat:.6f},{o.query.lon:.6f} to "
                 f"{d.query.lat:.6f},{d.query.lon:.6f} (one-way streets or closed roads)"
             )
-        return Leg(eta_s=best[0] / 1000.0, distance_m=best[1])
+        return Leg(eta_s=best.time_ms / 1000.0, distance_m=best.length_m)
 
     # ---- one route with geometry and steps -------------------------------------------------------------------
     def route(self, origin: LatLon, destination: LatLon, *, at: When = None, engine: Engine = "auto") -> Route:
@@ -270,50 +317,38 @@ class Router:
         usable = self.usable_edges(period)
         o = self.snapper.snap(origin, usable=usable)
         d = self.snapper.snap(destination, usable=usable)
-        best: tuple[float, End | None, list[int], End | None] | None = None
         direct = self._same_edge(o, d, w)
-        if direct is not None:
-            best = (direct[0], None, [], None)
         starts, ends = self.starts(o, w), self.ends(d, w)
+        best: _Best | None | Literal["closed"] = "closed"
         if eng == "ch":
-            ch = self.chs[period]
-            for a in starts:
-                for b in ends:
-                    found = ch.path(a.node, b.node)
-                    if found is not None and (best is None or a.cost_ms + found[0] + b.cost_ms < best[0]):
-                        best = (a.cost_ms + found[0] + b.cost_ms, a, found[1], b)
-        else:
+            best = self._ch_best(self.chs[period], starts, ends, direct, {})
+        if best == "closed":
+            eng = "dijkstra"
+            best = _Best(direct[0], direct[1], None, [], None) if direct is not None else None
             dg = self.dijkstra_graph(period)
             dist, pred = dg.search([a.node for a in starts])
             for i, a in enumerate(starts):
                 for b in ends:
                     t = a.cost_ms + dist[i, b.node] + b.cost_ms
-                    if np.isfinite(t) and (best is None or t < best[0]):
-                        best = (t, a, dg.path_arcs(pred[i], a.node, b.node), b)
+                    if np.isfinite(t) and (best is None or t < best.time_ms):
+                        arcs = dg.path_arcs(pred[i], a.node, b.node)
+                        metres = a.length_m + float(self.graph.arc_length_m[arcs].sum()) + b.length_m
+                        best = _Best(float(t), metres, a, arcs, b)
         if best is None:
             raise NoRoute(
                 f"no drivable route from {origin.lat:.6f},{origin.lon:.6f} to "
                 f"{destination.lat:.6f},{destination.lon:.6f} (one-way streets or closed roads)"
             )
-        t_ms, a, arcs, b = best
-        g = self.graph
-        if a is None or b is None:
-            assert direct is not None
-            metres = direct[1]
-        else:
-            metres = a.length_m + float(g.arc_length_m[arcs].sum()) + b.length_m
-        pieces = route_pieces(self, o, d, a, arcs, b, direct, w)
-        geometry = route_geometry(self, pieces)
-        steps = route_steps(self, pieces)
+        pieces = route_pieces(self, o, d, best.start, best.arcs, best.end, direct, w)
         return Route(
-            eta_s=t_ms / 1000.0,
-            distance_m=metres,
+            eta_s=best.time_ms / 1000.0,
+            distance_m=best.length_m,
             origin=o,
             destination=d,
-            arcs=arcs,
-            geometry=geometry,
-            steps=steps,
-            period=g.profile.periods[period].name,
+            arcs=best.arcs,
+            geometry=route_geometry(self, pieces),
+            steps=route_steps(self, pieces),
+            period=self.graph.profile.periods[period].name,
             engine=eng,
         )
 
@@ -432,7 +467,9 @@ class Router:
             for arcs in (g.edge_fwd_arc[e], g.edge_bwd_arc[e]):
                 closed[arcs[arcs >= 0]] = True
         self._closed_arcs = closed
+        self._any_closed = bool(closed.any())
         self._dijkstra.clear()
+        self._usable.clear()
 
     def edge_geojson(self, edge: int) -> dict[str, Any]:
         g = self.graph

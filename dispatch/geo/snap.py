@@ -115,8 +115,8 @@ class Snapper:
         vehicle = self.graph.profile.name
         if nearest <= self.max_distance_m and usable is not None:
             return OutsideCoverage(
-                f"{where}: every road within {self.max_distance_m:.0f} m that the {vehicle} profile may drive is closed "
-                f"(nearest road {nearest:.0f} m away); reopen a closure or choose another point",
+                f"{where}: every road within {self.max_distance_m:.0f} m that the {vehicle} profile may drive "
+                f"is closed (nearest road {nearest:.0f} m away); reopen a closure or choose another point",
                 distance_m=nearest,
                 max_distance_m=self.max_distance_m,
             )

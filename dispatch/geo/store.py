@@ -73,21 +73,19 @@ def load_or_build(
     if use_cache and (target / "meta.json").is_file():
         graph, chs = _load(target, prof)
         return LoadedGraph(graph, chs, cache_path=target, warm=True, load_s=time.perf_counter() - started)
-    with tqdm(total=2, desc=f"read {path.name}", unit="step", disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=2 + len(prof.periods), desc=f"reading {path.name}", unit="step", disable=not progress, leave=False
+    ) as bar:
         raw = read_osm(path)
         bar.update()
-        graph = build_graph(raw, prof, source=str(path), progress=progress)
+        bar.set_description(f"compiling the {prof.name} graph")
+        graph = build_graph(raw, prof, source=str(path))
         bar.update()
-    chs = [
-        CHIndex.build(graph, p)
-        for p in tqdm(
-            range(len(prof.periods)),
-            desc="contraction hierarchies",
-            unit="period",
-            disable=not progress,
-            leave=False,
-        )
-    ]
+        chs = []
+        for p, period in enumerate(prof.periods):
+            bar.set_description(f"contraction hierarchy for {period.name}")
+            chs.append(CHIndex.build(graph, p))
+            bar.update()
     graph.stats["build_s"] = round(time.perf_counter() - started, 3)
     if use_cache:
         _save(target, graph, chs)
@@ -103,7 +101,7 @@ def _save(target: Path, graph: RoadGraph, chs: list[CHIndex]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
-        np.savez(tmp / "arrays.npz", **graph.arrays())
+        np.savez(tmp / "arrays.npz", allow_pickle=False, **graph.arrays())
         for i, ch in enumerate(chs):
             ch.save(tmp / f"ch-{i}.bin")
         meta: dict[str, Any] = {k: getattr(graph, k) for k in _LISTS}
