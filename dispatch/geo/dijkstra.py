@@ -52,10 +52,8 @@ class DijkstraGraph:
         n = self.graph.n_nodes
         child = np.nonzero(pred >= 0)[0]
         parent = pred[child].astype(np.int64)
-        if reverse:  # tree arcs run child -> parent in the road graph
-            arcs = self.arc_between(child, parent)
-        else:
-            arcs = self.arc_between(parent, child)
+        # in a reverse search the tree arcs run child -> parent on the road
+        arcs = self.arc_between(child, parent) if reverse else self.arc_between(parent, child)
         length = self.graph.arc_length_m[arcs]
         tree = csr_matrix((length + 1e-9, (parent, child)), shape=(n, n))
         out: F64 = dijkstra(tree, directed=True, indices=root)
