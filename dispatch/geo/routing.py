@@ -372,35 +372,57 @@ class Router:
         at: When = None,
         limit_s: float = np.inf,
     ) -> tuple[F64, F64]:
-        """(seconds, metres) from every source to every target; inf where unreachable or beyond ``limit_s``."""
+        """(seconds, metres) from every source to every target; inf where unreachable or beyond ``limit_s``.
+
+        One Dijkstra search per way out of each source (two on a two-way street); targets are read off the
+        search in bulk. Raises :class:`OutsideCoverage` naming the first source or target off the road coverage.
+        """
         period = self.period(at)
         w = self.weights(period)
         usable = self.usable_edges(period)
-        src = [self.snapper.snap(p, usable=usable) for p in sources]
-        tgt_snaps = self.snapper.snap_many(list(targets), usable=usable)
-        for i, t in enumerate(tgt_snaps):
-            if isinstance(t, OutsideCoverage):
-                raise OutsideCoverage(f"target {i}: {t}", distance_m=t.distance_m, max_distance_m=t.max_distance_m)
-        tgts = [t for t in tgt_snaps if isinstance(t, Snap)]
+        src = self._snap_all(sources, usable, "source")
+        tgts = self._snap_all(targets, usable, "target")
         dg = self.dijkstra_graph(period)
+        limit_ms = limit_s * 1000.0
+        # each target's (up to) two ways in, padded with an unreachable dummy
+        end_node = np.zeros((len(tgts), 2), dtype=np.int64)
+        end_cost = np.full((len(tgts), 2), np.inf)
+        end_len = np.zeros((len(tgts), 2))
+        for j, t in enumerate(tgts):
+            for k, b in enumerate(self.ends(t, w)):
+                end_node[j, k], end_cost[j, k], end_len[j, k] = b.node, b.cost_ms, b.length_m
         secs = np.full((len(src), len(tgts)), np.inf)
         metres = np.full((len(src), len(tgts)), np.inf)
-        t_ends = [self.ends(t, w) for t in tgts]
+        tgt_edge = np.array([t.edge for t in tgts], dtype=np.int64)
         for i, o in enumerate(src):
             starts = self.starts(o, w)
-            dist, pred = dg.search([a.node for a in starts], limit_ms=limit_s * 1000.0)
-            lengths = [dg.tree_lengths(a.node, pred[k]) for k, a in enumerate(starts)]
-            for j, (t, ends) in enumerate(zip(tgts, t_ends, strict=True)):
-                best = self._same_edge(o, t, w)
-                bt, bm = (best[0], best[1]) if best else (np.inf, np.inf)
-                for k, a in enumerate(starts):
-                    for b in ends:
-                        tt = a.cost_ms + dist[k, b.node] + b.cost_ms
-                        if tt < bt:
-                            bt, bm = tt, a.length_m + lengths[k][b.node] + b.length_m
-                if bt <= limit_s * 1000.0:
-                    secs[i, j], metres[i, j] = bt / 1000.0, bm
+            dist, pred = dg.search([a.node for a in starts], limit_ms=limit_ms)
+            via = dist + np.array([[a.cost_ms] for a in starts])
+            k_best = np.argmin(via, axis=0)
+            node_ms = via[k_best, np.arange(via.shape[1])]
+            node_m = np.empty_like(node_ms)
+            for k, a in enumerate(starts):
+                sel = k_best == k
+                node_m[sel] = dg.tree_lengths(a.node, pred[k])[sel] + a.length_m
+            tt = node_ms[end_node] + end_cost
+            pick = np.argmin(tt, axis=1)
+            rows = np.arange(len(tgts))
+            t_best, m_best = tt[rows, pick], node_m[end_node[rows, pick]] + end_len[rows, pick]
+            for j in np.nonzero(tgt_edge == o.edge)[0]:
+                direct = self._same_edge(o, tgts[j], w)
+                if direct is not None and direct[0] < t_best[j]:
+                    t_best[j], m_best[j] = direct[0], direct[1]
+            ok = t_best <= limit_ms
+            secs[i, ok], metres[i, ok] = t_best[ok] / 1000.0, m_best[ok]
         return secs, metres
+
+    def _snap_all(self, points: Sequence[LatLon], usable: npt.NDArray[np.bool_], what: str) -> list[Snap]:
+        out = []
+        for i, s in enumerate(self.snapper.snap_many(list(points), usable=usable)):
+            if isinstance(s, OutsideCoverage):
+                raise OutsideCoverage(f"{what} {i}: {s}", distance_m=s.distance_m, max_distance_m=s.max_distance_m)
+            out.append(s)
+        return out
 
     # ---- closures ----------------------------------------------------------------------------------------------
     def close_edges(

@@ -87,11 +87,13 @@ def _bearing(dx: float, dy: float) -> float:
 
 
 def _end_bearing(p: Piece, at_start: bool) -> float | None:
-    if len(p.x) < 2:
+    """Heading of the piece's first (or last) segment longer than 1 cm; None for a piece of no length."""
+    dx, dy = np.diff(p.x), np.diff(p.y)
+    real = np.nonzero(np.hypot(dx, dy) > 0.01)[0]
+    if len(real) == 0:
         return None
-    if at_start:
-        return _bearing(float(p.x[1] - p.x[0]), float(p.y[1] - p.y[0]))
-    return _bearing(float(p.x[-1] - p.x[-2]), float(p.y[-1] - p.y[-2]))
+    k = int(real[0] if at_start else real[-1])
+    return _bearing(float(dx[k]), float(dy[k]))
 
 
 def modifier(turn_deg: float) -> str:
@@ -129,7 +131,7 @@ def route_steps(router: Router, pieces: list[Piece]) -> list[dict[str, Any]]:
         name_id = int(g.edge_name[g.arc_edge[grp[0].arc]])
         name = g.names[name_id] if name_id >= 0 else ""
         name_en = g.names_en[name_id] if name_id >= 0 else ""
-        after = _end_bearing(grp[0], at_start=True)
+        after = next((b for b in (_end_bearing(p, at_start=True) for p in grp) if b is not None), None)
         if i == 0:
             kind, mod = "depart", None
             text = f"Head {_compass(after)} on {name or 'the unnamed road'}"
