@@ -408,10 +408,10 @@ class Router:
             pick = np.argmin(tt, axis=1)
             rows = np.arange(len(tgts))
             t_best, m_best = tt[rows, pick], node_m[end_node[rows, pick]] + end_len[rows, pick]
-            for j in np.nonzero(tgt_edge == o.edge)[0]:
-                direct = self._same_edge(o, tgts[j], w)
-                if direct is not None and direct[0] < t_best[j]:
-                    t_best[j], m_best[j] = direct[0], direct[1]
+            for same in np.nonzero(tgt_edge == o.edge)[0].tolist():
+                direct = self._same_edge(o, tgts[same], w)
+                if direct is not None and direct[0] < t_best[same]:
+                    t_best[same], m_best[same] = direct[0], direct[1]
             ok = t_best <= limit_ms
             secs[i, ok], metres[i, ok] = t_best[ok] / 1000.0, m_best[ok]
         return secs, metres
