@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from dispatch.core.errors import InvalidInput
 
@@ -34,3 +35,78 @@ class LatLon:
                 f"{text!r} is not a position: write LAT,LON in decimal degrees, e.g. 21.0285,105.8542"
             ) from None
         return cls(lat, lon)
+
+
+class Priority(StrEnum):
+    """MPDS-style response levels, most urgent first."""
+
+    ECHO = "echo"
+    DELTA = "delta"
+    CHARLIE = "charlie"
+    BRAVO = "bravo"
+    ALPHA = "alpha"
+    OMEGA = "omega"
+
+    @property
+    def rank(self) -> int:
+        """0 for echo (most urgent) to 5 for omega."""
+        return list(Priority).index(self)
+
+
+class Capability(StrEnum):
+    """The level of care a unit brings: advanced or basic life support, or first response only."""
+
+    ALS = "als"
+    BLS = "bls"
+    FIRST_RESPONSE = "first_response"
+
+    def meets(self, needed: Capability) -> bool:
+        order = [Capability.FIRST_RESPONSE, Capability.BLS, Capability.ALS]
+        return order.index(self) >= order.index(needed)
+
+
+class UnitType(StrEnum):
+    ALS_AMBULANCE = "als_ambulance"
+    BLS_AMBULANCE = "bls_ambulance"
+    MOTORBIKE = "motorbike"
+
+    @property
+    def capability(self) -> Capability:
+        return {
+            UnitType.ALS_AMBULANCE: Capability.ALS,
+            UnitType.BLS_AMBULANCE: Capability.BLS,
+            UnitType.MOTORBIKE: Capability.FIRST_RESPONSE,
+        }[self]
+
+    @property
+    def vehicle(self) -> str:
+        """The road-graph profile the unit drives with."""
+        return "motorbike" if self is UnitType.MOTORBIKE else "ambulance"
+
+
+class UnitStatus(StrEnum):
+    AVAILABLE = "available"
+    DISPATCHED = "dispatched"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    TRANSPORTING = "transporting"
+    AT_HOSPITAL = "at_hospital"
+    RETURNING = "returning"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class IncidentStatus(StrEnum):
+    RECEIVED = "received"  # taken, no unit assigned yet
+    DISPATCHED = "dispatched"  # a unit is assigned and on its way
+    ON_SCENE = "on_scene"
+    TRANSPORTING = "transporting"
+    AT_HOSPITAL = "at_hospital"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class Role(StrEnum):
+    DISPATCHER = "dispatcher"
+    CREW = "crew"
+    PLANNER = "planner"
+    ADMIN = "admin"

@@ -1,0 +1,1 @@
+"""Event bus and live fan-out."""

@@ -1,0 +1,113 @@
+"""What every use case needs: the database, the road graphs, the bus and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from dispatch.core.types import Role
+from dispatch.db.models import Event
+from dispatch.geo.routing import Router
+from dispatch.live.bus import InProcessBus
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a logged-in user (``system`` for the command line and the seeders)."""
+
+    id: int | None
+    name: str
+    role: Role
+    unit_id: int | None = None
+
+
+SYSTEM = Actor(None, "system", Role.ADMIN)
+
+
+@dataclass
+class Ctx:
+    engine: Engine
+    routers: dict[str, Router]
+    bus: InProcessBus = field(default_factory=InProcessBus)
+    clock: Callable[[], datetime] = utcnow
+
+    @property
+    def ambulance(self) -> Router:
+        return self.routers["ambulance"]
+
+
+class UnitOfWork:
+    """One transaction. Events appended here get their sequence numbers inside it and are published after it
+    commits; a rolled-back transaction publishes nothing."""
+
+    def __init__(self, ctx: Ctx, actor: Actor) -> None:
+        self.ctx = ctx
+        self.actor = actor
+        self.now = ctx.clock()
+        self.session = Session(ctx.engine, expire_on_commit=False)
+        self._events: list[Event] = []
+
+    def emit(self, kind: str, *, incident_id: int | None = None, unit_id: int | None = None, **data: Any) -> Event:
+        seq = self.session.execute(
+            text("UPDATE eventcounter SET value = value + 1 WHERE id = 1 RETURNING value")
+        ).scalar_one()
+        ev = Event(
+            seq=int(seq),
+            at=self.now,
+            actor=self.actor.name,
+            kind=kind,
+            incident_id=incident_id,
+            unit_id=unit_id,
+            data=_jsonable(data),
+        )
+        self.session.add(ev)
+        self._events.append(ev)
+        return ev
+
+
+def event_message(ev: Event) -> dict[str, Any]:
+    return {
+        "seq": ev.seq,
+        "at": ev.at.isoformat(),
+        "actor": ev.actor,
+        "kind": ev.kind,
+        "incident_id": ev.incident_id,
+        "unit_id": ev.unit_id,
+        "data": ev.data,
+    }
+
+
+@contextmanager
+def unit_of_work(ctx: Ctx, actor: Actor) -> Iterator[UnitOfWork]:
+    uow = UnitOfWork(ctx, actor)
+    try:
+        with uow.session.begin():
+            yield uow
+    finally:
+        uow.session.close()
+    for ev in uow._events:
+        ctx.bus.publish(event_message(ev))
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, datetime):
+            out[k] = v.isoformat()
+        elif isinstance(v, dict):
+            out[k] = _jsonable(v)
+        elif hasattr(v, "value"):  # enums
+            out[k] = v.value
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,362 @@
+"""Call intake, recommendations, assignment and cancellation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from dispatch.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch.core.lifecycle import (
+    ASSIGNABLE,
+    IncidentEvent,
+    UnitEvent,
+    apply_incident,
+    apply_unit,
+)
+from dispatch.core.recommend import Excluded, Recommendation, UnitView, rank_units
+from dispatch.core.triage import capability_for, card
+from dispatch.core.types import Capability, IncidentStatus, LatLon, Priority, Role, UnitStatus, UnitType
+from dispatch.db.models import Assignment, Event, IdempotencyKey, Incident, Station, Unit
+from dispatch.services.context import Actor, Ctx, unit_of_work
+
+DISPATCHING_ROLES = (Role.DISPATCHER, Role.ADMIN)
+
+
+def require(actor: Actor, *roles: Role, action: str) -> None:
+    if actor.role not in roles:
+        raise Forbidden(f"a {actor.role.value} may not {action}; allowed roles: {', '.join(r.value for r in roles)}")
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    lat: float
+    lon: float
+    complaint: str
+    priority: Priority | None = None
+    caller_number: str = ""
+    address: str = ""
+    notes: str = ""
+
+    def fingerprint(self) -> str:
+        data = {k: (v.value if isinstance(v, Priority) else v) for k, v in self.__dict__.items()}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def create_incident(
+    ctx: Ctx, *, actor: Actor, new: NewIncident, idempotency_key: str | None = None
+) -> tuple[Incident, bool]:
+    """Record a call. Returns (incident, created); a retried Idempotency-Key returns the first incident."""
+    require(actor, *DISPATCHING_ROLES, action="take calls")
+    complaint = card(new.complaint)
+    priority = new.priority or complaint.priority
+    location = LatLon(new.lat, new.lon)
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 200:
+            raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters")
+        found = _replay(ctx, actor, idempotency_key, new)
+        if found is not None:
+            return found, False
+    snap = ctx.ambulance.snap(location)  # OutsideCoverage -> 422 with the distance
+    try:
+        with unit_of_work(ctx, actor) as uow:
+            s = uow.session
+            inc = Incident(
+                status=IncidentStatus.RECEIVED.value,
+                caller_number=new.caller_number,
+                lat=new.lat,
+                lon=new.lon,
+                address=new.address,
+                snap_lat=snap.lat,
+                snap_lon=snap.lon,
+                snap_distance_m=snap.distance_m,
+                complaint=complaint.code,
+                priority=priority.value,
+                capability=capability_for(priority, complaint).value,
+                hospital_capability=complaint.hospital_capability,
+                notes=new.notes,
+                created_by=actor.name,
+                psap_call_at=uow.now,
+            )
+            s.add(inc)
+            s.flush()
+            assert inc.id is not None
+            if idempotency_key is not None:
+                s.add(
+                    IdempotencyKey(
+                        user_id=actor.id or 0,
+                        key=idempotency_key,
+                        request_hash=new.fingerprint(),
+                        incident_id=inc.id,
+                        created_at=uow.now,
+                    )
+                )
+            uow.emit("incident.created", incident_id=inc.id, incident=incident_dict(inc))
+        return inc, True
+    except IntegrityError:
+        # the same key committed by a concurrent retry in the meantime: answer with its incident
+        if idempotency_key is None:
+            raise
+        found = _replay(ctx, actor, idempotency_key, new)
+        if found is None:
+            raise
+        return found, False
+
+
+def _replay(ctx: Ctx, actor: Actor, key: str, new: NewIncident) -> Incident | None:
+    with Session(ctx.engine) as s:
+        row = s.exec(
+            select(IdempotencyKey).where(IdempotencyKey.user_id == (actor.id or 0), IdempotencyKey.key == key)
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != new.fingerprint():
+            raise Conflict(
+                f"Idempotency-Key {key!r} was already used for a different call (incident "
+                f"{row.incident_id}); use a new key for a new call",
+                current={"incident_id": row.incident_id},
+            )
+        return s.get(Incident, row.incident_id)
+
+
+def get_incident(ctx: Ctx, incident_id: int) -> Incident:
+    with Session(ctx.engine) as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        return inc
+
+
+def list_incidents(ctx: Ctx, *, status: str | None = None, open_only: bool = False, limit: int = 200) -> list[Incident]:
+    if status is not None and status not in IncidentStatus.__members__.values():
+        raise InvalidInput(f"status {status!r} is not known; allowed: {', '.join(IncidentStatus)}")
+    with Session(ctx.engine) as s:
+        q = select(Incident)
+        if status:
+            q = q.where(Incident.status == status)
+        if open_only:
+            q = q.where(col(Incident.status).notin_([IncidentStatus.CLOSED.value, IncidentStatus.CANCELLED.value]))
+        rows = list(s.exec(q.order_by(col(Incident.id).desc()).limit(limit)))
+    rows.sort(key=lambda i: (Priority(i.priority).rank, i.psap_call_at))
+    return rows
+
+
+def timeline(ctx: Ctx, incident_id: int) -> tuple[list[Assignment], list[Event]]:
+    with Session(ctx.engine) as s:
+        assignments = list(
+            s.exec(select(Assignment).where(Assignment.incident_id == incident_id).order_by(col(Assignment.id)))
+        )
+        events = list(s.exec(select(Event).where(Event.incident_id == incident_id).order_by(col(Event.seq))))
+    return assignments, events
+
+
+def unit_views(s: Session) -> list[UnitView]:
+    stations = {st.id: st.name for st in s.exec(select(Station))}
+    out = []
+    for u in s.exec(select(Unit).order_by(col(Unit.callsign))):
+        assert u.id is not None
+        pos = LatLon(u.lat, u.lon) if u.lat is not None and u.lon is not None else None
+        out.append(
+            UnitView(
+                u.id,
+                u.callsign,
+                UnitType(u.type),
+                UnitStatus(u.status),
+                pos,
+                u.position_at,
+                stations.get(u.station_id) if u.station_id else None,
+            )
+        )
+    return out
+
+
+def recommendations(ctx: Ctx, incident_id: int) -> tuple[Incident, list[Recommendation], list[Excluded]]:
+    with Session(ctx.engine) as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        units = unit_views(s)
+    recs, excluded = rank_units(
+        units, LatLon(inc.lat, inc.lon), Capability(inc.capability), dict(ctx.routers), now=ctx.clock()
+    )
+    return inc, recs, excluded
+
+
+def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> Assignment:
+    """Assign a free unit. Of two dispatchers assigning one unit at once, exactly one succeeds; the other
+    gets :class:`Conflict` with the unit's current assignment."""
+    require(actor, *DISPATCHING_ROLES, action="assign units")
+    with unit_of_work(ctx, actor) as uow:
+        s = uow.session
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        unit = s.get(Unit, unit_id)
+        if unit is None:
+            raise NotFound(f"unit {unit_id} does not exist")
+        if UnitStatus(unit.status) not in ASSIGNABLE:
+            raise _busy(s, unit)
+        new_inc_status = apply_incident(IncidentStatus(inc.status), IncidentEvent.ASSIGN)
+        apply_unit(UnitStatus(unit.status), UnitEvent.ASSIGN)
+        eta_s = None
+        if unit.lat is not None and unit.lon is not None:
+            router = ctx.routers.get(UnitType(unit.type).vehicle)
+            if router is not None:
+                leg = router.eta_to([LatLon(unit.lat, unit.lon)], LatLon(inc.lat, inc.lon))[0]
+                eta_s = getattr(leg, "eta_s", None)
+        # compare-and-set on the version read above: a concurrent assignment changed it -> 409
+        done = s.execute(
+            update(Unit)
+            .where(col(Unit.id) == unit_id, col(Unit.version) == unit.version)
+            .values(status=UnitStatus.DISPATCHED.value, incident_id=incident_id, version=unit.version + 1)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            s.rollback()
+            with Session(ctx.engine) as fresh:
+                current = fresh.get(Unit, unit_id)
+                assert current is not None
+                raise _busy(fresh, current)
+        _close_open_assignment(s, unit_id, uow.now)
+        a = Assignment(
+            incident_id=incident_id,
+            unit_id=unit_id,
+            assigned_by=actor.name,
+            eta_s_at_assignment=eta_s,
+            unit_notified_at=uow.now,
+        )
+        s.add(a)
+        inc.status = new_inc_status.value
+        inc.version += 1
+        s.add(inc)
+        s.flush()
+        uow.emit(
+            "unit.assigned",
+            incident_id=incident_id,
+            unit_id=unit_id,
+            assignment_id=a.id,
+            callsign=unit.callsign,
+            eta_s=eta_s,
+            unit_status=UnitStatus.DISPATCHED.value,
+            incident_status=new_inc_status.value,
+        )
+    return a
+
+
+def _close_open_assignment(s: Session, unit_id: int, now: Any) -> None:
+    """A returning unit re-tasked: its previous assignment ends (back in service) now."""
+    for old in s.exec(select(Assignment).where(Assignment.unit_id == unit_id, col(Assignment.active).is_(True))):
+        old.active = False
+        old.back_in_service_at = old.back_in_service_at or now
+        s.add(old)
+
+
+def _busy(s: Session, unit: Unit) -> Conflict:
+    current: dict[str, object] = {
+        "unit_id": unit.id,
+        "callsign": unit.callsign,
+        "status": unit.status,
+        "incident_id": unit.incident_id,
+    }
+    if unit.incident_id is not None:
+        a = s.exec(
+            select(Assignment)
+            .where(Assignment.unit_id == unit.id, Assignment.incident_id == unit.incident_id)
+            .order_by(col(Assignment.id).desc())
+        ).first()
+        if a is not None:
+            current.update(
+                assignment_id=a.id, assigned_by=a.assigned_by, unit_notified_at=a.unit_notified_at.isoformat()
+            )
+    where = f" on incident {unit.incident_id}" if unit.incident_id else ""
+    return Conflict(
+        f"unit {unit.callsign} is {unit.status}{where}: it cannot be assigned; "
+        f"units can be assigned when {' or '.join(sorted(ASSIGNABLE))}",
+        current=current,
+    )
+
+
+def cancel_incident(ctx: Ctx, *, actor: Actor, incident_id: int, reason: str) -> Incident:
+    """Cancel a call before a unit reaches it; every assigned unit is released to available."""
+    require(actor, *DISPATCHING_ROLES, action="cancel incidents")
+    if not reason.strip():
+        raise InvalidInput("give a reason for the cancellation (reason must not be empty)")
+    with unit_of_work(ctx, actor) as uow:
+        s = uow.session
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        new_status = apply_incident(IncidentStatus(inc.status), IncidentEvent.CANCEL)
+        released = []
+        for a in s.exec(
+            select(Assignment).where(Assignment.incident_id == incident_id, col(Assignment.active).is_(True))
+        ):
+            unit = s.get(Unit, a.unit_id)
+            assert unit is not None
+            unit.status = apply_unit(UnitStatus(unit.status), UnitEvent.RELEASE).value
+            unit.incident_id = None
+            unit.version += 1
+            a.active = False
+            a.cancelled_at = uow.now
+            s.add(unit)
+            s.add(a)
+            released.append(unit.id)
+        inc.status = new_status.value
+        inc.cancelled_at = uow.now
+        inc.cancel_reason = reason.strip()
+        inc.version += 1
+        s.add(inc)
+        uow.emit("incident.cancelled", incident_id=incident_id, reason=inc.cancel_reason, released_units=released)
+        for uid in released:
+            uow.emit(
+                "unit.status",
+                incident_id=incident_id,
+                unit_id=uid,
+                status=UnitStatus.AVAILABLE.value,
+                cause="incident cancelled",
+            )
+    return inc
+
+
+def add_note(ctx: Ctx, *, actor: Actor, incident_id: int, text_: str) -> Event:
+    require(actor, *DISPATCHING_ROLES, Role.CREW, action="add notes")
+    if not text_.strip():
+        raise InvalidInput("the note is empty")
+    with unit_of_work(ctx, actor) as uow:
+        inc = uow.session.get(Incident, incident_id)
+        if inc is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        inc.notes = (inc.notes + "\n" if inc.notes else "") + text_.strip()
+        uow.session.add(inc)
+        ev = uow.emit("incident.note", incident_id=incident_id, text=text_.strip())
+    return ev
+
+
+def incident_dict(inc: Incident) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "status": inc.status,
+        "caller_number": inc.caller_number,
+        "location": {
+            "lat": inc.lat,
+            "lon": inc.lon,
+            "address": inc.address,
+            "road": {"lat": inc.snap_lat, "lon": inc.snap_lon, "snap_distance_m": round(inc.snap_distance_m, 1)},
+        },
+        "complaint": inc.complaint,
+        "priority": inc.priority,
+        "capability": inc.capability,
+        "hospital_capability": inc.hospital_capability,
+        "notes": inc.notes,
+        "created_by": inc.created_by,
+        "times": {
+            "eTimes.01": inc.psap_call_at.isoformat() if inc.psap_call_at else None,
+            "eTimes.14": inc.cancelled_at.isoformat() if inc.cancelled_at else None,
+        },
+        "cancel_reason": inc.cancel_reason or None,
+        "closed_at": inc.closed_at.isoformat() if inc.closed_at else None,
+    }
