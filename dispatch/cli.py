@@ -81,11 +81,25 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = _Parser(prog="dispatch", description="Ambulance dispatch on OpenStreetMap road networks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="summarise the bundled road graph and print a sample route")
-    _add_graph_options(demo, settings)
+    for name, text in (
+        ("serve", "start the API on the configured region and database"),
+        ("demo", "seed the Hanoi demo (hospitals, stations, units, demo users) and start the API"),
+    ):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--host", default="127.0.0.1")
+        sp.add_argument("--port", type=int, default=8000)
+
+    users = sub.add_parser("users", help="user accounts")
+    usub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    add = usub.add_parser("add", help="add a user; the password is read from DISPATCH_PASSWORD or asked for")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["dispatcher", "crew", "planner", "admin"])
+    add.add_argument("--unit", metavar="CALLSIGN", help="the unit a crew user belongs to")
 
     graph = sub.add_parser("graph", help="road graph commands")
     gsub = graph.add_subparsers(dest="graph_command", required=True, parser_class=_Parser)
+    gdemo = gsub.add_parser("demo", help="summarise the road graph and print a sample route")
+    _add_graph_options(gdemo, settings)
     build = gsub.add_parser("build", help="build and cache the graph of an OSM file")
     build.add_argument("path", type=Path, help="OSM extract (.osm, .osm.bz2, .osm.pbf)")
     build.add_argument("--profile", default=settings.profile, help="ambulance, motorbike, or a TOML file")
@@ -214,7 +228,7 @@ def cmd_isochrone(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_graph_demo(args: argparse.Namespace) -> int:
     router = _router(args)
     s = router.graph.stats
     print(f"Road graph: {s['source']}")
@@ -233,14 +247,70 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings, *, demo: bool) -> int:
+    import uvicorn
+
+    from dispatch.app import build_ctx, create_app
+
+    print(f"loading road graphs for {settings.osm_file.name} and opening {settings.database_url} ...", flush=True)
+    ctx = build_ctx(settings)
+    for vehicle, router in ctx.routers.items():
+        st = router.graph.stats
+        print(f"  {vehicle}: {st['nodes']:,} junctions, {st['edges']:,} road segments", flush=True)
+    if demo:
+        from dispatch.services.seed import seed_demo
+
+        seeded = seed_demo(ctx)
+        print(
+            f"demo: {seeded['hospitals']} hospitals, {seeded['stations']} stations, {seeded['units']} units "
+            "added (nothing is added when they exist already)"
+        )
+        print("demo users (password for all: " + (seeded["users"][0]["password"] if seeded["users"] else "-") + "):")
+        for u in seeded["users"]:
+            print(f"  {u['name']:<12} {u['role']}" + (f" of unit {u['unit']}" if u["unit"] else ""))
+    print(f"API on http://{args.host}:{args.port}/api/v1 (OpenAPI: http://{args.host}:{args.port}/docs)", flush=True)
+    uvicorn.run(create_app(settings, ctx=ctx), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+    import os
+
+    from dispatch.db.engine import make_engine, migrate
+    from dispatch.services.auth import add_user
+    from dispatch.services.context import Ctx
+
+    password = os.environ.get("DISPATCH_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise InvalidInput("no password: set DISPATCH_PASSWORD or run the command on a terminal")
+        password = getpass.getpass(f"password for {args.name}: ")
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    user = add_user(
+        Ctx(engine=engine, routers={}), name=args.name, role=args.role, password=password, unit_callsign=args.unit
+    )
+    print(f"added {user.name} ({user.role}" + (f", unit {args.unit}" if args.unit else "") + ")")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except DispatchError as exc:
+        print(f"dispatch: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser(settings)
     args = parser.parse_args(argv)
-    handlers = {"demo": cmd_demo, "route": cmd_route, "eta": cmd_eta, "isochrone": cmd_isochrone}
+    handlers = {"route": cmd_route, "eta": cmd_eta, "isochrone": cmd_isochrone}
     try:
         if args.command == "graph":
-            return cmd_graph_build(args)
+            return cmd_graph_demo(args) if args.graph_command == "demo" else cmd_graph_build(args)
+        if args.command in ("serve", "demo"):
+            return cmd_serve(args, settings, demo=args.command == "demo")
+        if args.command == "users":
+            return cmd_users_add(args, settings)
         return handlers[args.command](args)
     except DispatchError as exc:
         print(f"dispatch: error: {exc}", file=sys.stderr)

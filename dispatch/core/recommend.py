@@ -189,7 +189,10 @@ def rank_hospitals(
             ok.append(h)
     scored = []
     for h in ok:  # from the scene to each hospital: one query each (a handful of hospitals)
-        leg = travel.eta_to([patient_at], h.position)[0]
+        try:
+            leg = travel.eta_to([patient_at], h.position)[0]
+        except DispatchError as exc:  # the hospital itself lies off the road coverage
+            leg = exc
         if isinstance(leg, DispatchError):
             excluded.append(Excluded(h.id, h.name, f"no drivable route: {leg}"))
         else:

@@ -52,7 +52,7 @@ CARDS: tuple[Card, ...] = (
     Card("seizure", "Seizure or convulsions", "Co giật", C, ALS, None),
     Card("pediatric", "Sick or injured child", "Trẻ em bị bệnh, bị thương", C, ALS, "pediatric"),
     Card("overdose_poisoning", "Overdose or poisoning", "Ngộ độc, quá liều", C, ALS, None),
-    Card("burns", "Burns or explosion", "Bỏng, cháy nổ", C, ALS, "burns"),
+    Card("burns", "Burns or explosion", "Bỏng, cháy nổ", C, ALS, "trauma"),
     Card("diabetic", "Diabetic problem", "Rối loạn đường huyết", C, BLS, None),
     Card("psychiatric", "Psychiatric problem or suicide attempt", "Tâm thần, tự tử", C, BLS, None),
     Card("heat_cold", "Heat or cold exposure", "Say nắng, hạ thân nhiệt", C, BLS, None),

@@ -29,7 +29,7 @@ def add_user(ctx: Ctx, *, name: str, role: str, password: str, unit_callsign: st
         raise InvalidInput("the password must have at least 8 characters")
     if (role == Role.CREW) != (unit_callsign is not None):
         raise InvalidInput("a crew user needs --unit CALLSIGN, and only a crew user takes one")
-    with Session(ctx.engine) as s, s.begin():
+    with Session(ctx.engine, expire_on_commit=False) as s, s.begin():
         if s.exec(select(User).where(User.name == name)).first() is not None:
             raise Conflict(f"user {name!r} already exists")
         unit_id = None
@@ -45,7 +45,7 @@ def add_user(ctx: Ctx, *, name: str, role: str, password: str, unit_callsign: st
 
 
 def issue_token(ctx: Ctx, *, name: str, password: str) -> tuple[str, User]:
-    with Session(ctx.engine) as s, s.begin():
+    with Session(ctx.engine, expire_on_commit=False) as s, s.begin():
         user = s.exec(select(User).where(User.name == name)).first()
         try:
             ok = user is not None and user.active and _hasher.verify(user.password_hash, password)
@@ -61,7 +61,7 @@ def issue_token(ctx: Ctx, *, name: str, password: str) -> tuple[str, User]:
 
 
 def actor_for_token(ctx: Ctx, token: str) -> Actor:
-    with Session(ctx.engine) as s:
+    with Session(ctx.engine, expire_on_commit=False) as s:
         row = s.get(Token, _digest(token))
         if row is None:
             raise Unauthorized("the token is not valid: log in again at POST /api/v1/auth/token")

@@ -1,0 +1,43 @@
+"""One exception handler: domain errors become problem+json responses with a status that says what happened."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from dispatch.core.errors import (
+    Conflict,
+    DispatchError,
+    Forbidden,
+    InvalidTransition,
+    NoRoute,
+    NotFound,
+    OutsideCoverage,
+    Unauthorized,
+)
+
+STATUS: list[tuple[type[DispatchError], int, str]] = [
+    (NotFound, 404, "not found"),
+    (InvalidTransition, 409, "transition not allowed"),
+    (Conflict, 409, "conflict"),
+    (Forbidden, 403, "forbidden"),
+    (Unauthorized, 401, "unauthorized"),
+    (OutsideCoverage, 422, "outside road coverage"),
+    (NoRoute, 422, "no route"),
+    (DispatchError, 422, "invalid input"),
+]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DispatchError)
+    async def _domain(_request: Request, exc: DispatchError) -> JSONResponse:
+        status, title = next((s, t) for cls, s, t in STATUS if isinstance(exc, cls))
+        body: dict[str, object] = {"type": "about:blank", "title": title, "status": status, "detail": str(exc)}
+        if isinstance(exc, OutsideCoverage):
+            body.update(distance_m=round(exc.distance_m, 1), max_distance_m=exc.max_distance_m)
+        if isinstance(exc, InvalidTransition):
+            body.update(state=exc.state, event=exc.event, allowed=exc.allowed)
+        if isinstance(exc, Conflict) and exc.current:
+            body["current"] = exc.current
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)

@@ -1,0 +1,48 @@
+"""create_app(settings): loads the road graphs, opens and migrates the database, mounts the API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dispatch.config import Settings
+from dispatch.services.context import Ctx
+
+
+def build_ctx(settings: Settings) -> Ctx:
+    from dispatch.db.engine import make_engine, migrate
+    from dispatch.geo.routing import Router
+    from dispatch.geo.store import load_or_build
+
+    routers = {}
+    for vehicle in settings.vehicles:
+        loaded = load_or_build(settings.osm_file, vehicle, cache_dir=settings.cache_dir)
+        routers[vehicle] = Router(loaded.graph, loaded.chs, max_snap_m=settings.max_snap_m, timezone=settings.timezone)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return Ctx(engine=engine, routers=routers)
+
+
+def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
+    from dispatch.api import mount
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "ctx", None) is None:
+            app.state.ctx = build_ctx(settings)
+        yield
+        app.state.ctx.engine.dispose()
+
+    app = FastAPI(
+        title="dispatch",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Ambulance dispatch: call intake, drive-time recommendations, assignment, status, "
+        "reports. Every endpoint but /healthz needs a bearer token from POST /api/v1/auth/token.",
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings
+    mount(app)
+    return app
