@@ -299,8 +299,4 @@ def events(
     """The event log after a sequence number, in order (what the live push replays)."""
     if actor.role is Role.CREW:
         raise Forbidden("a crew reads its own events on the crew socket, not the whole log")
-    from sqlmodel import Session, col, select
-
-    with Session(ctx.engine, expire_on_commit=False) as s:
-        rows = s.exec(select(Event).where(col(Event.seq) > after).order_by(col(Event.seq)).limit(limit))
-        return [_event(e) for e in rows]
+    return [_event(e) for e in incidents.events_after(ctx, after=after, limit=limit)]

@@ -89,10 +89,11 @@ def rank_units(
 ) -> tuple[list[Recommendation], list[Excluded]]:
     """Every unit that could go, best first; and every unit left out, with the reason.
 
-    Units that meet the needed capability come first, each group by drive time; a unit that falls short
-    (a BLS ambulance or a motorbike first responder for an ALS call) follows, as a first response while the
-    right unit comes. Available units are ranked from their last reported position, returning units from
-    where they are on the road.
+    Three groups, each by drive time: units with exactly the needed capability; then units above it (an ALS
+    ambulance for a BLS call: it can go, but keeps the region's few ALS units free if a BLS one can); then
+    units below it (a BLS ambulance or a motorbike first responder for an ALS call), as a first response
+    while the right unit comes. Available units are ranked from their last reported position, returning
+    units from where they are on the road.
     """
     excluded: list[Excluded] = []
     candidates: dict[str, list[UnitView]] = {}
@@ -105,26 +106,25 @@ def rank_units(
             excluded.append(Excluded(u.id, u.callsign, f"no road graph for {u.type.vehicle} units"))
         else:
             candidates.setdefault(u.type.vehicle, []).append(u)
-    scored: list[tuple[bool, float, UnitView, float]] = []
+    scored: list[tuple[int, float, UnitView, float]] = []
     for vehicle, group in candidates.items():
         legs = travel[vehicle].eta_to([u.position for u in group if u.position is not None], incident_at)
         for u, leg in zip(group, legs, strict=True):
             if isinstance(leg, DispatchError):
                 excluded.append(Excluded(u.id, u.callsign, f"no drivable route: {leg}"))
             else:
-                scored.append((u.type.capability.meets(needed), leg.eta_s, u, leg.distance_m))
-    scored.sort(key=lambda s: (not s[0], s[1], s[2].callsign))
+                have = u.type.capability
+                tier = 0 if have is needed else (1 if have.meets(needed) else 2)
+                scored.append((tier, leg.eta_s, u, leg.distance_m))
+    scored.sort(key=lambda s: (s[0], s[1], s[2].callsign))
     out = []
-    for rank, (meets, eta, u, dist) in enumerate(scored, start=1):
-        out.append(
-            Recommendation(
-                u.id, u.callsign, u.type, u.status, rank, eta, dist, meets, _reason(u, meets, needed, eta, now)
-            )
-        )
+    for rank, (tier, eta, u, dist) in enumerate(scored, start=1):
+        reason = _reason(u, tier, needed, eta, now)
+        out.append(Recommendation(u.id, u.callsign, u.type, u.status, rank, eta, dist, tier < 2, reason))
     return out, excluded
 
 
-def _reason(u: UnitView, meets: bool, needed: Capability, eta_s: float, now: datetime) -> str:
+def _reason(u: UnitView, tier: int, needed: Capability, eta_s: float, now: datetime) -> str:
     where = (
         "returning, ranked from its position on the road"
         if u.status is UnitStatus.RETURNING
@@ -134,11 +134,12 @@ def _reason(u: UnitView, meets: bool, needed: Capability, eta_s: float, now: dat
     if u.position_at is not None:
         minutes = max(0.0, (now - u.position_at).total_seconds() / 60)
         age = f", position {minutes:.0f} min old" if minutes >= 1 else ", position current"
-    fit = (
-        f"{u.type.capability.value.upper()} meets {needed.value.upper()}"
-        if meets
-        else f"{u.type.capability.value.upper()} below {needed.value.upper()}: first response only"
-    )
+    have, want = u.type.capability.value.upper().replace("_", " "), needed.value.upper()
+    fit = [
+        f"{have} as needed",
+        f"{have} above the {want} needed: kept for calls that need it",
+        f"{have} below the {want} needed: first response only",
+    ][tier]
     return f"{eta_s / 60:.1f} min by road; {fit}; {where}{age}"
 
 

@@ -29,8 +29,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            # take the write lock at BEGIN so two transactions never deadlock upgrading a read lock
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # writers take the lock at BEGIN, so two transactions never deadlock upgrading a read lock;
+            # sessions marked read-only (Ctx.reader) read a WAL snapshot beside them
+            readonly = conn.get_execution_options().get("dispatch_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):

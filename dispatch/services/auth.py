@@ -61,7 +61,7 @@ def issue_token(ctx: Ctx, *, name: str, password: str) -> tuple[str, User]:
 
 
 def actor_for_token(ctx: Ctx, token: str) -> Actor:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         row = s.get(Token, _digest(token))
         if row is None:
             raise Unauthorized("the token is not valid: log in again at POST /api/v1/auth/token")

@@ -41,6 +41,10 @@ class Ctx:
     bus: InProcessBus = field(default_factory=InProcessBus)
     clock: Callable[[], datetime] = utcnow
 
+    def reader(self) -> Session:
+        """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""
+        return Session(self.engine.execution_options(dispatch_readonly=True), expire_on_commit=False)
+
     @property
     def ambulance(self) -> Router:
         return self.routers["ambulance"]

@@ -109,7 +109,7 @@ def create_incident(
 
 
 def _replay(ctx: Ctx, actor: Actor, key: str, new: NewIncident) -> Incident | None:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         row = s.exec(
             select(IdempotencyKey).where(IdempotencyKey.user_id == (actor.id or 0), IdempotencyKey.key == key)
         ).first()
@@ -125,7 +125,7 @@ def _replay(ctx: Ctx, actor: Actor, key: str, new: NewIncident) -> Incident | No
 
 
 def get_incident(ctx: Ctx, incident_id: int) -> Incident:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         inc = s.get(Incident, incident_id)
         if inc is None:
             raise NotFound(f"incident {incident_id} does not exist")
@@ -135,7 +135,7 @@ def get_incident(ctx: Ctx, incident_id: int) -> Incident:
 def list_incidents(ctx: Ctx, *, status: str | None = None, open_only: bool = False, limit: int = 200) -> list[Incident]:
     if status is not None and status not in IncidentStatus.__members__.values():
         raise InvalidInput(f"status {status!r} is not known; allowed: {', '.join(IncidentStatus)}")
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         q = select(Incident)
         if status:
             q = q.where(Incident.status == status)
@@ -147,12 +147,18 @@ def list_incidents(ctx: Ctx, *, status: str | None = None, open_only: bool = Fal
 
 
 def timeline(ctx: Ctx, incident_id: int) -> tuple[list[Assignment], list[Event]]:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         assignments = list(
             s.exec(select(Assignment).where(Assignment.incident_id == incident_id).order_by(col(Assignment.id)))
         )
         events = list(s.exec(select(Event).where(Event.incident_id == incident_id).order_by(col(Event.seq))))
     return assignments, events
+
+
+def events_after(ctx: Ctx, *, after: int, limit: int) -> list[Event]:
+    """The event log after sequence number ``after``, in order."""
+    with ctx.reader() as s:
+        return list(s.exec(select(Event).where(col(Event.seq) > after).order_by(col(Event.seq)).limit(limit)))
 
 
 def unit_views(s: Session) -> list[UnitView]:
@@ -176,7 +182,7 @@ def unit_views(s: Session) -> list[UnitView]:
 
 
 def recommendations(ctx: Ctx, incident_id: int) -> tuple[Incident, list[Recommendation], list[Excluded]]:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         inc = s.get(Incident, incident_id)
         if inc is None:
             raise NotFound(f"incident {incident_id} does not exist")
@@ -217,7 +223,7 @@ def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> As
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             s.rollback()
-            with Session(ctx.engine, expire_on_commit=False) as fresh:
+            with ctx.reader() as fresh:
                 current = fresh.get(Unit, unit_id)
                 assert current is not None
                 raise _busy(fresh, current)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from dispatch.core.errors import InvalidInput
 from dispatch.core.stats import percentile
@@ -44,7 +44,7 @@ def response_times(
 ) -> dict[str, Any]:
     """Per priority: call-to-first-arrival times (mean, median, 90th percentile) and their parts."""
     _window(since, until)
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         q = select(Incident).where(Incident.status != "cancelled")
         if since:
             q = q.where(col(Incident.psap_call_at) >= since)
@@ -99,7 +99,7 @@ def response_times(
 def export_csv(ctx: Ctx, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[str]:
     """One row per unit response (assignment), incidents without one get a row of their own."""
     _window(since, until)
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         q = select(Incident).order_by(col(Incident.id))
         if since:
             q = q.where(col(Incident.psap_call_at) >= since)

@@ -92,7 +92,7 @@ def seed_demo(ctx: Ctx) -> dict[str, Any]:
         ("crew-a01", Role.CREW, "A01"),
         ("crew-m01", Role.CREW, "M01"),
     ]:
-        with Session(ctx.engine, expire_on_commit=False) as s:
+        with ctx.reader() as s:
             exists = s.exec(select(User).where(User.name == name)).first() is not None
         if not exists:
             add_user(ctx, name=name, role=role.value, password=DEMO_PASSWORD, unit_callsign=unit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from dispatch.core.errors import Forbidden, InvalidInput, NotFound
 from dispatch.core.lifecycle import (
@@ -43,7 +43,7 @@ def _own_unit(actor: Actor, unit_id: int, action: str) -> None:
 def list_units(ctx: Ctx, *, status: str | None = None) -> list[Unit]:
     if status is not None and status not in UnitStatus.__members__.values():
         raise InvalidInput(f"status {status!r} is not known; allowed: {', '.join(UnitStatus)}")
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         q = select(Unit).order_by(col(Unit.callsign))
         if status:
             q = q.where(Unit.status == status)
@@ -51,7 +51,7 @@ def list_units(ctx: Ctx, *, status: str | None = None) -> list[Unit]:
 
 
 def get_unit(ctx: Ctx, unit_id: int) -> Unit:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         u = s.get(Unit, unit_id)
         if u is None:
             raise NotFound(f"unit {unit_id} does not exist")
@@ -168,12 +168,12 @@ def update_position(
 
 
 def list_hospitals(ctx: Ctx) -> list[Hospital]:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         return list(s.exec(select(Hospital).order_by(col(Hospital.name))))
 
 
 def hospitals_for_incident(ctx: Ctx, incident_id: int) -> tuple[list[HospitalChoice], list[Excluded]]:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         inc = s.get(Incident, incident_id)
         if inc is None:
             raise NotFound(f"incident {incident_id} does not exist")
@@ -197,7 +197,7 @@ def set_diversion(ctx: Ctx, *, actor: Actor, hospital_id: int, diversion: bool) 
 
 
 def list_stations(ctx: Ctx) -> list[Station]:
-    with Session(ctx.engine, expire_on_commit=False) as s:
+    with ctx.reader() as s:
         return list(s.exec(select(Station).order_by(col(Station.name))))
 
 
