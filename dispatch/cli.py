@@ -268,6 +268,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, *, demo: bool) -> in
         print("demo users (password for all: " + (seeded["users"][0]["password"] if seeded["users"] else "-") + "):")
         for u in seeded["users"]:
             print(f"  {u['name']:<12} {u['role']}" + (f" of unit {u['unit']}" if u["unit"] else ""))
+    else:
+        from sqlmodel import select
+
+        from dispatch.db.models import User
+
+        with ctx.reader() as session:
+            if session.exec(select(User)).first() is None:
+                print("no users yet: add one with  DISPATCH_PASSWORD=... dispatch users add NAME --role dispatcher")
     print(f"API on http://{args.host}:{args.port}/api/v1 (OpenAPI: http://{args.host}:{args.port}/docs)", flush=True)
     uvicorn.run(create_app(settings, ctx=ctx), host=args.host, port=args.port, log_level="warning")
     return 0
