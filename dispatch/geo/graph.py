@@ -136,6 +136,11 @@ def build_graph(raw: RawWays, profile: Profile, *, source: str = "") -> RoadGrap
     speed_p = np.minimum(speed[None, :] * factors[:, None], profile.max_speed_kph)
     e_time = np.rint(e_len[None, :] / (speed_p / 3.6) * 1000.0)
     e_time = np.maximum(e_time, 1).astype(np.int64)
+    if e_time.max(initial=0) >= int(CLOSED_MS):
+        raise OsmReadError(
+            f"{source or 'the file'}: a road would take {e_time.max() / 3.6e6:.0f} hours to drive with the "
+            f"{profile.name!r} profile's speeds; raise its speeds_kph or speed_factor values"
+        )
     for i, r in enumerate(e_rules):
         if r is not None:
             for p in r.closed_periods:

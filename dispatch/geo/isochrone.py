@@ -110,6 +110,7 @@ def _rasterize(lines: np.ndarray, origin_xy: np.ndarray, buffer_m: float) -> sha
     of buffer_m and traced back into rectangles, takes milliseconds and differs by under one cell.
     """
     cell = buffer_m / 3.0
+    lines = lines[shapely.length(lines) > 0]  # two OSM nodes at one spot make a zero-length road
     pts = shapely.get_coordinates(shapely.segmentize(lines, cell)) if len(lines) else np.empty((0, 2))
     pts = np.concatenate([pts, origin_xy])
     r = int(np.ceil(buffer_m / cell))
@@ -128,14 +129,25 @@ def _rasterize(lines: np.ndarray, origin_xy: np.ndarray, buffer_m: float) -> sha
         small[border] = False
         small[0] = False
         grid |= small[holes]
-    # runs of filled cells along each row become rectangles; a coverage union merges them
+    # runs of filled cells along each row become rectangles; a run repeated in the next row extends its
+    # rectangle downwards; the union of the rectangles is the area
     padded = np.zeros((grid.shape[0], grid.shape[1] + 2), dtype=np.int8)
     padded[:, 1:-1] = grid
     edges = np.diff(padded, axis=1)
     row_s, col_s = np.nonzero(edges == 1)
     _, col_e = np.nonzero(edges == -1)
-    boxes = shapely.box(x0 + col_s * cell, y0 + row_s * cell, x0 + col_e * cell, y0 + (row_s + 1) * cell)
-    return shapely.coverage_union_all(boxes)
+    rects: list[list[int]] = []  # [col_start, col_end, row_start, row_end]
+    open_runs: dict[tuple[int, int], int] = {}
+    for r_, c0, c1 in zip(row_s.tolist(), col_s.tolist(), col_e.tolist(), strict=True):
+        k = open_runs.get((c0, c1))
+        if k is not None and rects[k][3] == r_:
+            rects[k][3] = r_ + 1
+        else:
+            open_runs[(c0, c1)] = len(rects)
+            rects.append([c0, c1, r_, r_ + 1])
+    a = np.asarray(rects, dtype=np.float64)
+    boxes = shapely.box(x0 + a[:, 0] * cell, y0 + a[:, 2] * cell, x0 + a[:, 1] * cell, y0 + a[:, 3] * cell)
+    return shapely.union_all(boxes)
 
 
 def _to_geojson(router: Router, geom: shapely.Geometry) -> dict[str, Any]:

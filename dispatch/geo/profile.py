@@ -105,7 +105,11 @@ def load_profile(spec: str | Path) -> Profile:
         raise ProfileError(
             f"profile {str(spec)!r} not found: give a TOML file or one of the built-in names {', '.join(BUILTIN)}"
         )
-    return parse_profile(path.read_text("utf-8"), source=str(path))
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise ProfileError(f"{path} is not a UTF-8 text file: a profile is TOML text") from None
+    return parse_profile(text, source=str(path))
 
 
 def parse_profile(text: str, *, source: str = "profile") -> Profile:
@@ -135,14 +139,14 @@ def parse_profile(text: str, *, source: str = "profile") -> Profile:
     for road, speed in speeds.items():
         if road not in ROAD_CLASSES:
             raise ProfileError(f"{source}: speeds_kph.{road} is not a road class; allowed: {', '.join(ROAD_CLASSES)}")
-        _positive(speed, f"speeds_kph.{road}", source, upper=200)
+        _positive(speed, f"speeds_kph.{road}", source, upper=200, lower=1)
     return Profile(
         name=_str(data, "name", source),
         vehicle=_str(data, "vehicle", source),
         description=str(data.get("description", "")),
         speeds_kph={k: float(v) for k, v in speeds.items()},
-        maxspeed_factor=_positive(data.get("maxspeed_factor", 1.0), "maxspeed_factor", source, upper=1.5),
-        max_speed_kph=_positive(data.get("max_speed_kph", 130.0), "max_speed_kph", source, upper=200),
+        maxspeed_factor=_positive(data.get("maxspeed_factor", 1.0), "maxspeed_factor", source, upper=1.5, lower=0.05),
+        max_speed_kph=_positive(data.get("max_speed_kph", 130.0), "max_speed_kph", source, upper=200, lower=1),
         access_tags=_str_list(data, "access_tags", source, default=["access"]),
         oneway_tags=_str_list(data, "oneway_tags", source, default=["oneway"]),
         exclude_service=_str_list(data, "exclude_service", source, default=[]),
@@ -189,7 +193,8 @@ def _periods(raw: Any, source: str) -> tuple[Period, ...]:
             if h in taken:
                 raise ProfileError(f"{where}.hours: hour {h} is already in period {taken[h]!r}")
             taken[h] = name
-        periods.append(Period(name, hours, _positive(item["speed_factor"], f"{where}.speed_factor", source, 3)))
+        factor = _positive(item["speed_factor"], f"{where}.speed_factor", source, 3, lower=0.05)
+        periods.append(Period(name, hours, factor))
     rest = tuple(h for h in range(24) if h not in taken)
     if rest:
         periods.insert(0, Period("base", rest, 1.0))
@@ -217,9 +222,15 @@ def _str_list(data: dict[str, Any], key: str, source: str, *, default: list[str]
     return tuple(value)
 
 
-def _positive(value: Any, key: str, source: str, upper: float, *, allow_zero: bool = False) -> float:
+def _positive(
+    value: Any, key: str, source: str, upper: float, *, allow_zero: bool = False, lower: float = 0.0
+) -> float:
+    """A number in (lower, upper] ([0, upper] with allow_zero; [lower, upper] when lower > 0)."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok and (0 <= value <= upper if allow_zero else 0 < value <= upper):
-        return float(value)
-    low = "0" if allow_zero else "more than 0"
-    raise ProfileError(f"{source}: {key} = {value!r} is not allowed: it must be a number from {low} to {upper}")
+    if ok:
+        if allow_zero and 0 <= value <= upper:
+            return float(value)
+        if (lower <= value if lower > 0 else value > 0) and value <= upper:
+            return float(value)
+    low = "0" if allow_zero else (f"{lower:g}" if lower > 0 else "more than 0")
+    raise ProfileError(f"{source}: {key} = {value!r} is not allowed: it must be a number from {low} to {upper:g}")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dispatch.core.errors import InvalidInput
 from dispatch.geo.ch import CHIndex
 from dispatch.geo.graph import RoadGraph, build_graph
 from dispatch.geo.osm import read_osm
@@ -69,7 +70,12 @@ def load_or_build(
     prof = load_profile(profile) if isinstance(profile, str) else profile
     if not path.is_file():  # checked here too so the message names the path before any hashing
         read_osm(path)
-    target = Path(cache_dir or default_cache_dir()) / cache_key(path, prof)
+    base = Path(cache_dir or default_cache_dir())
+    if base.exists() and not base.is_dir():
+        raise InvalidInput(
+            f"cache directory {base} is a file, not a directory: give another --cache-dir or DISPATCH_CACHE_DIR"
+        )
+    target = base / cache_key(path, prof)
     if use_cache and (target / "meta.json").is_file():
         graph, chs = _load(target, prof)
         return LoadedGraph(graph, chs, cache_path=target, warm=True, load_s=time.perf_counter() - started)
@@ -98,7 +104,10 @@ _LISTS = ("names", "names_en", "classes")
 
 
 def _save(target: Path, graph: RoadGraph, chs: list[CHIndex]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"cannot create the cache directory {target.parent}: {exc.strerror}") from None
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
         np.savez(tmp / "arrays.npz", allow_pickle=False, **graph.arrays())
