@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from dispatch.core.types import Role, UnitType
+from dispatch.core.errors import OutsideCoverage
+from dispatch.core.types import LatLon, Role, UnitType
 from dispatch.db.models import Hospital, Station, Unit, User
 from dispatch.services.auth import add_user
 from dispatch.services.context import Ctx, utcnow
@@ -44,6 +45,13 @@ def seed_hospitals(ctx: Ctx, path: Path = HOSPITALS_FILE) -> int:
     return n
 
 
+def _on_roads(ctx: Ctx, h: Hospital) -> bool:
+    router = ctx.routers.get("ambulance")
+    if router is None:
+        return True
+    return not isinstance(router.snapper.snap_many([LatLon(h.lat, h.lon)])[0], OutsideCoverage)
+
+
 def seed_demo(ctx: Ctx) -> dict[str, Any]:
     """Hospitals, stations at hospitals with an emergency department plus the central 115 station, about 20
     units at their stations, and one demo user per role. Does nothing if units exist already."""
@@ -51,8 +59,12 @@ def seed_demo(ctx: Ctx) -> dict[str, Any]:
     with Session(ctx.engine, expire_on_commit=False) as s, s.begin():
         if s.exec(select(Unit)).first() is not None:
             return {"hospitals": hospitals, "stations": 0, "units": 0, "users": []}
+        # satellite stations at hospitals with an emergency department for trauma, heart or stroke patients,
+        # where the hospital lies within the ambulance road coverage of the map
         ed = [
-            h for h in s.exec(select(Hospital)) if h.emergency and {"trauma", "cardiac", "stroke"} & set(h.capabilities)
+            h
+            for h in s.exec(select(Hospital))
+            if h.emergency and {"trauma", "cardiac", "stroke"} & set(h.capabilities) and _on_roads(ctx, h)
         ]
         stations = [Station(name=CENTRAL_STATION[0], lat=CENTRAL_STATION[1], lon=CENTRAL_STATION[2])]
         stations += [Station(name=f"Trạm 115 {h.name.removeprefix('Bệnh viện ')}", lat=h.lat, lon=h.lon) for h in ed]
