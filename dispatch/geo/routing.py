@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from dispatch.core.errors import DispatchError, InvalidInput, NoRoute, OutsideCoverage
 from dispatch.core.types import LatLon
-from dispatch.geo.ch import CHIndex
+from dispatch.geo.ch import CHIndex, Seed
 from dispatch.geo.dijkstra import DijkstraGraph
 from dispatch.geo.graph import CLOSED_MS, F64, RoadGraph
 from dispatch.geo.snap import DEFAULT_MAX_SNAP_M, Snap, Snapper
@@ -221,35 +221,45 @@ class Router:
         return None
 
     # ---- the contraction-hierarchy path, checked against closures ---------------------------------------------
-    def _ch_best(
+    def _ch_many(
         self,
         ch: CHIndex,
-        starts: list[End],
+        starts: list[list[End]],
         ends: list[End],
-        direct: tuple[float, float, int] | None,
-        memo: dict[tuple[int, int], int | None],
-    ) -> _Best | None | Literal["closed"]:
-        """The fastest way by the hierarchy; ``"closed"`` when it runs over a closed road (use Dijkstra)."""
-        best_t = direct[0] if direct is not None else np.inf
-        pair: tuple[End, End] | None = None
-        for a in starts:
-            for b in ends:
-                key = (a.node, b.node)
-                if key not in memo:
-                    memo[key] = ch.distance_ms(a.node, b.node)
-                d = memo[key]
-                if d is not None and a.cost_ms + d + b.cost_ms < best_t:
-                    best_t, pair = a.cost_ms + d + b.cost_ms, (a, b)
-        if pair is None:
-            return None if direct is None else _Best(direct[0], direct[1], None, [], None)
-        a, b = pair
-        found = ch.path(a.node, b.node)
-        assert found is not None
-        arcs = found[1]
-        if self._any_closed and self._closed_arcs[arcs].any():
-            return "closed"
-        metres = a.length_m + float(self.graph.arc_length_m[arcs].sum()) + b.length_m
-        return _Best(best_t, metres, a, arcs, b)
+        directs: list[tuple[float, float, int] | None],
+        *,
+        need_arcs: bool,
+    ) -> list[_Best | None | Literal["closed"]]:
+        """The fastest way from each origin by the hierarchy; ``"closed"`` where it runs over a closed road
+        (the caller then asks Dijkstra)."""
+        check = self._any_closed
+        found = ch.many_to_one(
+            [[Seed(a.node, a.cost_ms, a.length_m) for a in st] for st in starts],
+            [Seed(b.node, b.cost_ms, b.length_m) for b in ends],
+            with_paths=need_arcs or check,
+        )
+        out: list[_Best | None | Literal["closed"]] = []
+        g = self.graph
+        for st, f, direct in zip(starts, found, directs, strict=True):
+            if direct is not None and (f is None or direct[0] <= f.time_ms):
+                out.append(_Best(direct[0], direct[1], None, [], None))
+                continue
+            if f is None:
+                out.append(None)
+                continue
+            arcs = f.arcs or []
+            if check and arcs and self._closed_arcs[arcs].any():
+                out.append("closed")
+                continue
+            if f.arcs is None:  # time and metres only (ranking): the ends used do not matter
+                out.append(_Best(f.time_ms, f.length_m, None, [], None))
+                continue
+            first = int(g.arc_tail[arcs[0]]) if arcs else f.meet
+            last = int(g.arc_head[arcs[-1]]) if arcs else f.meet
+            a = min((x for x in st if x.node == first), key=lambda x: x.cost_ms)
+            b = min((x for x in ends if x.node == last), key=lambda x: x.cost_ms)
+            out.append(_Best(f.time_ms, f.length_m, a, arcs, b))
+        return out
 
     # ---- one-to-many: the query dispatch runs on every call ------------------------------------------------
     def eta_to(
@@ -268,19 +278,28 @@ class Router:
         d_ends = self.ends(dest, w)
         snaps = self.snapper.snap_many(list(origins), usable=usable)
         results: list[Leg | DispatchError | None] = [None] * len(snaps)
-        pending: list[int] = []  # origins the Dijkstra pass answers
-        memo: dict[tuple[int, int], int | None] = {}
+        on_road = [i for i, s in enumerate(snaps) if isinstance(s, Snap)]
         for i, s in enumerate(snaps):
             if isinstance(s, OutsideCoverage):
                 results[i] = s
-            elif eng == "ch":
-                best = self._ch_best(self.chs[period], self.starts(s, w), d_ends, self._same_edge(s, dest, w), memo)
+        pending: list[int] = []  # origins the Dijkstra pass answers
+        if eng == "ch" and on_road:
+            road = [snaps[i] for i in on_road]
+            found = self._ch_many(
+                self.chs[period],
+                [self.starts(s, w) for s in road if isinstance(s, Snap)],
+                d_ends,
+                [self._same_edge(s, dest, w) for s in road if isinstance(s, Snap)],
+                need_arcs=False,
+            )
+            for i, s, best in zip(on_road, road, found, strict=True):
+                assert isinstance(s, Snap)
                 if best == "closed":
                     pending.append(i)
                 else:
                     results[i] = self._leg(best, s, dest)
-            else:
-                pending.append(i)
+        else:
+            pending = on_road
         if pending:
             dg = self.dijkstra_graph(period)
             roots = [b.node for b in d_ends]
@@ -321,7 +340,7 @@ class Router:
         starts, ends = self.starts(o, w), self.ends(d, w)
         best: _Best | None | Literal["closed"] = "closed"
         if eng == "ch":
-            best = self._ch_best(self.chs[period], starts, ends, direct, {})
+            best = self._ch_many(self.chs[period], [starts], ends, [direct], need_arcs=True)[0]
         if best == "closed":
             eng = "dijkstra"
             best = _Best(direct[0], direct[1], None, [], None) if direct is not None else None
