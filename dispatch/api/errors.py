@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dispatch.core.errors import (
@@ -28,7 +33,22 @@ STATUS: list[tuple[type[DispatchError], int, str]] = [
 ]
 
 
+def _json_safe(value: Any) -> Any:
+    """Validation errors echo the input; NaN and Infinity are not JSON, so they are echoed as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
     @app.exception_handler(DispatchError)
     async def _domain(_request: Request, exc: DispatchError) -> JSONResponse:
         status, title = next((s, t) for cls, s, t in STATUS if isinstance(exc, cls))

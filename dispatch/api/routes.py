@@ -175,6 +175,12 @@ def set_status(ctx: CtxDep, actor: ActorDep, unit_id: int, body: StatusBody) -> 
     return {"unit": unit_dict(unit), "changed": changed}
 
 
+@api.post("/units/{unit_id}/acknowledge", tags=["units"])
+def acknowledge(ctx: CtxDep, actor: ActorDep, unit_id: int) -> dict[str, Any]:
+    """The crew has the assignment (stamps eTimes.04 once)."""
+    return _assignment(units.acknowledge(ctx, actor=actor, unit_id=unit_id))
+
+
 @api.post("/units/{unit_id}/position", tags=["units"])
 def set_position(ctx: CtxDep, actor: ActorDep, unit_id: int, body: PositionBody) -> dict[str, Any]:
     return unit_dict(units.update_position(ctx, actor=actor, unit_id=unit_id, lat=body.lat, lon=body.lon, at=body.at))

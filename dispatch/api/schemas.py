@@ -11,8 +11,8 @@ from dispatch.core.types import Priority, UnitStatus
 
 class IncidentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lat: float = Field(ge=-90, le=90, description="latitude, decimal degrees")
-    lon: float = Field(ge=-180, le=180, description="longitude, decimal degrees")
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="latitude, decimal degrees")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="longitude, decimal degrees")
     complaint: str = Field(min_length=1, max_length=60, description="a triage card code: GET /api/v1/triage/cards")
     priority: Priority | None = Field(default=None, description="overrides the card's priority")
     caller_number: str = Field(default="", max_length=40)
@@ -43,8 +43,8 @@ class StatusBody(BaseModel):
 
 class PositionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
     at: datetime | None = None
 
 

@@ -83,29 +83,39 @@ class Snapper:
         lon = np.array([p.lon for p in points])
         px, py = self.proj.forward(lat, lon)
         geoms = shapely.points(px, py)
-        pi, ei = self.tree.query(geoms, predicate="dwithin", distance=self.max_distance_m)
+        # the nearest edge of each point (one tree walk each); ties go to the lower edge id
+        (pi, ei), dist = self.tree.query_nearest(
+            geoms, max_distance=self.max_distance_m, return_distance=True, all_matches=False
+        )
+        best_e = np.full(len(points), -1, dtype=np.int64)
+        best_d = np.full(len(points), np.inf)
+        best_e[pi], best_d[pi] = ei, dist
         if usable is not None:
-            ok = usable[ei]
-            pi, ei = pi[ok], ei[ok]
-        dist = shapely.distance(geoms[pi], self.lines[ei])
-        order = np.lexsort((ei, dist, pi))  # per point: nearest first, ties to the lower edge id
-        pi, ei, dist = pi[order], ei[order], dist[order]
-        first = np.ones(len(pi), dtype=bool)
-        first[1:] = pi[1:] != pi[:-1]
-        best: dict[int, tuple[int, float]] = {
-            int(p): (int(e), float(d)) for p, e, d in zip(pi[first], ei[first], dist[first], strict=True)
-        }
+            # a point whose nearest edge is closed looks further, among the edges within reach
+            blocked = np.nonzero((best_e >= 0) & ~usable[np.maximum(best_e, 0)])[0]
+            for k in blocked.tolist():
+                cand = self.tree.query(geoms[k], predicate="dwithin", distance=self.max_distance_m)
+                cand = cand[usable[cand]]
+                best_e[k], best_d[k] = -1, np.inf
+                if len(cand):
+                    d = shapely.distance(geoms[k], self.lines[cand])
+                    m = int(np.lexsort((cand, d))[0])
+                    best_e[k], best_d[k] = int(cand[m]), float(d[m])
+        ok = np.nonzero(best_e >= 0)[0]
+        lines = self.lines[best_e[ok]]
+        frac = np.clip(shapely.line_locate_point(lines, geoms[ok], normalized=True), 0.0, 1.0)
+        on = shapely.line_interpolate_point(lines, frac, normalized=True)
+        slat, slon = self.proj.inverse(shapely.get_x(on), shapely.get_y(on))
+        found = {int(k): n for n, k in enumerate(ok.tolist())}
         out: list[Snap | OutsideCoverage] = []
         for i, point in enumerate(points):
-            if i not in best:
+            n = found.get(i)
+            if n is None:
                 out.append(self._outside(point, geoms[i], usable))
-                continue
-            edge, d = best[i]
-            line = self.lines[edge]
-            frac = float(shapely.line_locate_point(line, geoms[i], normalized=True))
-            on = shapely.line_interpolate_point(line, frac, normalized=True)
-            slat, slon = self.proj.inverse(np.array(shapely.get_x(on)), np.array(shapely.get_y(on)))
-            out.append(Snap(point, float(slat), float(slon), edge, min(max(frac, 0.0), 1.0), d))
+            else:
+                out.append(
+                    Snap(point, float(slat[n]), float(slon[n]), int(best_e[i]), float(frac[n]), float(best_d[i]))
+                )
         return out
 
     def _outside(self, point: LatLon, geom: shapely.Point, usable: npt.NDArray[np.bool_] | None) -> OutsideCoverage:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from dispatch.geo.graph import F64
+from dispatch.geo.graph import F64, I64, RoadGraph
 from dispatch.geo.snap import Snap
 
 if TYPE_CHECKING:
     from dispatch.geo.routing import End, Router
 
 
-@dataclass
+@dataclass(slots=True)
 class Piece:
     """A stretch of the route along one arc (a part of it at the route's two ends)."""
 
@@ -25,6 +27,26 @@ class Piece:
     y: F64
     length_m: float
     time_ms: float
+
+
+#: per graph (keyed by id, dropped when the graph is collected): the street-name *text* id of each name id,
+#: shifted by one so that index 0 is the unnamed road (name id -1); names spelled alike share a text id
+_TEXT_IDS: dict[int, I64] = {}
+_TEXT_LOCK = threading.Lock()
+
+
+def _text_ids(g: RoadGraph) -> I64:
+    ids = _TEXT_IDS.get(id(g))
+    if ids is None:
+        texts: dict[str, int] = {"": 0}
+        ids = np.fromiter(
+            (texts.setdefault(name, len(texts)) for name in ["", *g.names]), dtype=np.int64, count=len(g.names) + 1
+        )
+        with _TEXT_LOCK:
+            if id(g) not in _TEXT_IDS:
+                _TEXT_IDS[id(g)] = ids
+                weakref.finalize(g, _TEXT_IDS.pop, id(g), None)
+    return ids
 
 
 def _cut(router: Router, edge: int, f_from: float, f_to: float) -> tuple[F64, F64]:
@@ -42,6 +64,27 @@ def _cut(router: Router, edge: int, f_from: float, f_to: float) -> tuple[F64, F6
     return xs, ys
 
 
+def _full_arcs(router: Router, arcs: I64) -> tuple[F64, F64, I64]:
+    """The whole polylines of ``arcs`` in travel order, end to end in one array pair, and where each starts.
+
+    One gather over the edge geometry: arc k's points are ``x[bounds[k]:bounds[k + 1]]``.
+    """
+    g = router.graph
+    edges = g.arc_edge[arcs]
+    first = g.geom_offsets[edges]
+    count = g.geom_offsets[edges + 1] - first
+    bounds = np.zeros(len(arcs) + 1, dtype=np.int64)
+    np.cumsum(count, out=bounds[1:])
+    rev = g.arc_reversed[arcs]
+    # a reversed arc walks its edge's points from the last one down
+    base = np.where(rev, first + count - 1, first)
+    step = np.where(rev, -1, 1)
+    owner = np.repeat(np.arange(len(arcs)), count)
+    along = np.arange(int(bounds[-1]), dtype=np.int64) - bounds[owner]
+    src = base[owner] + step[owner] * along
+    return router.snapper.x[src], router.snapper.y[src], bounds
+
+
 def route_pieces(
     router: Router,
     o: Snap,
@@ -57,17 +100,22 @@ def route_pieces(
         assert direct is not None
         x, y = _cut(router, o.edge, o.fraction, d.fraction)
         return [Piece(direct[2], x, y, direct[1], direct[0])]
-    pieces = []
     x, y = _cut(router, o.edge, o.fraction, 0.0 if a.reversed else 1.0)
-    pieces.append(Piece(a.arc, x, y, a.length_m, a.cost_ms))
-    for arc in arcs:
-        e = int(g.arc_edge[arc])
-        rev = bool(g.arc_reversed[arc])
-        x, y = _cut(router, e, 1.0 if rev else 0.0, 0.0 if rev else 1.0)
-        pieces.append(Piece(arc, x, y, float(g.arc_length_m[arc]), float(w[arc])))
-    x, y = _cut(router, d.edge, 1.0 if b.reversed else 0.0, d.fraction)
-    pieces.append(Piece(b.arc, x, y, b.length_m, b.cost_ms))
-    return [p for p in pieces if p.length_m > 0.05 or p is pieces[0]]
+    pieces = [Piece(a.arc, x, y, a.length_m, a.cost_ms)]
+    if arcs:
+        ids = np.asarray(arcs, dtype=np.int64)
+        lengths = g.arc_length_m[ids]
+        keep = lengths > 0.05  # a stretch of no length adds nothing to the line or the steps
+        ids, lengths = ids[keep], lengths[keep]
+        xs, ys, bounds = _full_arcs(router, ids)
+        starts = bounds.tolist()
+        for k, (arc, metres, ms) in enumerate(zip(ids.tolist(), lengths.tolist(), w[ids].tolist(), strict=True)):
+            lo, hi = starts[k], starts[k + 1]
+            pieces.append(Piece(arc, xs[lo:hi], ys[lo:hi], metres, float(ms)))
+    if b.length_m > 0.05:
+        x, y = _cut(router, d.edge, 1.0 if b.reversed else 0.0, d.fraction)
+        pieces.append(Piece(b.arc, x, y, b.length_m, b.cost_ms))
+    return pieces
 
 
 def route_geometry(router: Router, pieces: list[Piece]) -> dict[str, Any]:
@@ -76,24 +124,26 @@ def route_geometry(router: Router, pieces: list[Piece]) -> dict[str, Any]:
     keep = np.ones(len(xs), dtype=bool)
     keep[1:] = (np.abs(np.diff(xs)) > 1e-6) | (np.abs(np.diff(ys)) > 1e-6)
     lat, lon = router.snapper.proj.inverse(xs[keep], ys[keep])
-    coords = [[round(float(lo), 7), round(float(la), 7)] for la, lo in zip(lat, lon, strict=True)]
+    coords: list[list[float]] = np.column_stack([_round7(lon), _round7(lat)]).tolist()
     if len(coords) == 1:
         coords.append(coords[0])
     return {"type": "LineString", "coordinates": coords}
 
 
+def _round7(v: F64) -> F64:
+    """``round(x, 7)`` of every value, as Python rounds it (the nearest double to the decimal rounded from the
+    exact value), vectorised: rint(x * 1e7) / 1e7 agrees except where x * 1e7 lies within its own rounding
+    error of a half (at most 1.2e-7 for |x| <= 180); those few are rounded one by one."""
+    scaled = v * 1e7
+    out: F64 = np.rint(scaled) / 1e7
+    near_half = np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+    for k in near_half.tolist():
+        out[k] = round(float(v[k]), 7)
+    return out
+
+
 def _bearing(dx: float, dy: float) -> float:
     return (math.degrees(math.atan2(dx, dy)) + 360.0) % 360.0
-
-
-def _end_bearing(p: Piece, at_start: bool) -> float | None:
-    """Heading of the piece's first (or last) segment longer than 1 cm; None for a piece of no length."""
-    dx, dy = np.diff(p.x), np.diff(p.y)
-    real = np.nonzero(np.hypot(dx, dy) > 0.01)[0]
-    if len(real) == 0:
-        return None
-    k = int(real[0] if at_start else real[-1])
-    return _bearing(float(dx[k]), float(dy[k]))
 
 
 def modifier(turn_deg: float) -> str:
@@ -112,57 +162,72 @@ def modifier(turn_deg: float) -> str:
 
 
 def route_steps(router: Router, pieces: list[Piece]) -> list[dict[str, Any]]:
-    """Group pieces by street name; one step per street, with the turn onto it."""
+    """Group pieces by street name; one step per street, with the turn onto it.
+
+    The heading onto a street is that of its first segment longer than 1 cm, the heading off it that of its
+    last one (segments between two pieces do not count); only the group ends are looked at.
+    """
     g = router.graph
+    n = len(pieces)
+    arc_ids = np.fromiter((p.arc for p in pieces), dtype=np.int64, count=n)
+    name_ids = g.edge_name[g.arc_edge[arc_ids]].astype(np.int64)
+    text = _text_ids(g)[name_ids + 1]
+    first = np.flatnonzero(np.concatenate([[True], text[1:] != text[:-1]]))  # first piece of each group
+    group_end = [*first[1:].tolist(), n]
+    # every point of the route, piece after piece; segment k runs from point k to point k + 1
+    xs = np.concatenate([p.x for p in pieces])
+    ys = np.concatenate([p.y for p in pieces])
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.fromiter((len(p.x) for p in pieces), dtype=np.int64, count=n), out=bounds[1:])
+    dx, dy = np.diff(xs), np.diff(ys)
+    real = np.hypot(dx, dy) > 0.01
+    real[bounds[1:-1] - 1] = False  # from one piece's last point to the next piece's first
+    segs = np.flatnonzero(real)
+    bounds_l = bounds.tolist()
+    lengths = [p.length_m for p in pieces]
+    times = [p.time_ms for p in pieces]
 
-    def street(p: Piece) -> str:
-        name_id = int(g.edge_name[g.arc_edge[p.arc]])
-        return g.names[name_id] if name_id >= 0 else ""
+    def heading(k: int) -> float:
+        return _bearing(float(dx[k]), float(dy[k]))
 
-    groups: list[list[Piece]] = []
-    for p in pieces:
-        if groups and street(groups[-1][-1]) == street(p):
-            groups[-1].append(p)
-        else:
-            groups.append([p])
     steps: list[dict[str, Any]] = []
     prev_bearing: float | None = None
-    for i, grp in enumerate(groups):
-        name_id = int(g.edge_name[g.arc_edge[grp[0].arc]])
+    for i, (s, e) in enumerate(zip(first.tolist(), group_end, strict=True)):
+        lo, hi = bounds_l[s], bounds_l[e] - 1  # the group's segments: lo <= k < hi
+        j = int(np.searchsorted(segs, lo))
+        after = heading(int(segs[j])) if j < len(segs) and segs[j] < hi else None
+        name_id = int(name_ids[s])
         name = g.names[name_id] if name_id >= 0 else ""
         name_en = g.names_en[name_id] if name_id >= 0 else ""
-        after = next((b for b in (_end_bearing(p, at_start=True) for p in grp) if b is not None), None)
         if i == 0:
             kind, mod = "depart", None
-            text = f"Head {_compass(after)} on {name or 'the unnamed road'}"
+            text_ = f"Head {_compass(after)} on {name or 'the unnamed road'}"
         else:
             turn = 0.0 if prev_bearing is None or after is None else ((after - prev_bearing + 540) % 360) - 180
             mod = modifier(turn)
             kind = "continue" if mod == "straight" else "turn"
             onto = name or "the unnamed road"
-            text = f"Continue onto {onto}" if kind == "continue" else f"Turn {mod} onto {onto}"
+            text_ = f"Continue onto {onto}" if kind == "continue" else f"Turn {mod} onto {onto}"
             if mod == "uturn":
-                text = f"Make a U-turn onto {onto}"
+                text_ = f"Make a U-turn onto {onto}"
         steps.append(
             _step(
                 router,
-                grp[0],
+                pieces[s],
                 kind,
                 mod,
                 prev_bearing,
                 after,
                 name,
                 name_en,
-                text,
-                sum(p.length_m for p in grp),
-                sum(p.time_ms for p in grp),
+                text_,
+                sum(lengths[s:e]),
+                sum(times[s:e]),
             )
         )
-        for p in reversed(grp):
-            b = _end_bearing(p, at_start=False)
-            if b is not None:
-                prev_bearing = b
-                break
+        j = int(np.searchsorted(segs, hi)) - 1
+        if j >= 0 and segs[j] >= lo:
+            prev_bearing = heading(int(segs[j]))
     last = pieces[-1]
     steps.append(
         _step(

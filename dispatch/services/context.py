@@ -96,6 +96,11 @@ def unit_of_work(ctx: Ctx, actor: Actor) -> Iterator[UnitOfWork]:
     uow = UnitOfWork(ctx, actor)
     try:
         with uow.session.begin():
+            if ctx.engine.dialect.name == "postgresql":
+                # writers queue on the event-log counter row before they read what they change, so each use
+                # case sees the state it changes (SQLite gets the same from BEGIN IMMEDIATE)
+                uow.session.execute(text("SELECT value FROM eventcounter WHERE id = 1 FOR UPDATE"))
+            uow.now = ctx.clock()  # stamped once the transaction holds the write lock: times follow seq order
             yield uow
     finally:
         uow.session.close()

@@ -254,10 +254,15 @@ def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> As
 
 
 def _close_open_assignment(s: Session, unit_id: int, now: Any) -> None:
-    """A returning unit re-tasked: its previous assignment ends (back in service) now."""
-    for old in s.exec(select(Assignment).where(Assignment.unit_id == unit_id, col(Assignment.active).is_(True))):
+    """A returning unit re-tasked: its previous assignment ends (back in service, eTimes.13) now."""
+    q = select(Assignment).where(
+        Assignment.unit_id == unit_id,
+        col(Assignment.back_in_service_at).is_(None),
+        col(Assignment.cancelled_at).is_(None),
+    )
+    for old in s.exec(q):
         old.active = False
-        old.back_in_service_at = old.back_in_service_at or now
+        old.back_in_service_at = now
         s.add(old)
 
 

@@ -147,8 +147,8 @@ def export_csv(ctx: Ctx, *, since: datetime | None = None, until: datetime | Non
                     inc.lat,
                     inc.lon,
                     inc.address,
-                    callsigns.get(a.unit_id, "") if a else "",
-                    a.id if a else "",
+                    callsigns.get(asg.unit_id, "") if asg else "",
+                    asg.id if asg else "",
                 ]
                 + times
             )

@@ -142,6 +142,23 @@ def set_unit_status(
     return unit, True
 
 
+def acknowledge(ctx: Ctx, *, actor: Actor, unit_id: int) -> Assignment:
+    """The crew confirms it has the assignment (eTimes.04). A repeated acknowledgement changes nothing."""
+    _own_unit(actor, unit_id, "acknowledge assignments of")
+    with unit_of_work(ctx, actor) as uow:
+        s = uow.session
+        if s.get(Unit, unit_id) is None:
+            raise NotFound(f"unit {unit_id} does not exist")
+        a = s.exec(select(Assignment).where(Assignment.unit_id == unit_id, col(Assignment.active).is_(True))).first()
+        if a is None:
+            raise InvalidInput(f"unit {unit_id} has no assignment to acknowledge")
+        if a.acknowledged_at is None:
+            a.acknowledged_at = uow.now
+            s.add(a)
+            uow.emit("unit.acknowledged", incident_id=a.incident_id, unit_id=unit_id, assignment_id=a.id)
+    return a
+
+
 def update_position(
     ctx: Ctx, *, actor: Actor, unit_id: int, lat: float, lon: float, at: datetime | None = None
 ) -> Unit:
