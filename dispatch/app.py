@@ -22,7 +22,11 @@ def build_ctx(settings: Settings) -> Ctx:
         routers[vehicle] = Router(loaded.graph, loaded.chs, max_snap_m=settings.max_snap_m, timezone=settings.timezone)
     engine = make_engine(settings.database_url)
     migrate(engine)
-    return Ctx(engine=engine, routers=routers)
+    ctx = Ctx(engine=engine, routers=routers)
+    from dispatch.services.closures import restore_closures
+
+    restore_closures(ctx)
+    return ctx
 
 
 def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:

@@ -12,6 +12,7 @@ from dispatch.api.deps import ActorDep, CtxDep, ReaderDep, StaffDep
 from dispatch.api.schemas import (
     AssignmentCreate,
     CancelBody,
+    ClosureCreate,
     DiversionBody,
     IncidentCreate,
     NoteBody,
@@ -22,7 +23,7 @@ from dispatch.core.errors import Forbidden, InvalidInput
 from dispatch.core.triage import CARDS
 from dispatch.core.types import LatLon, Role
 from dispatch.db.models import Assignment, Event, Hospital, Station
-from dispatch.services import auth, incidents, reports, units
+from dispatch.services import auth, closures, incidents, reports, units
 from dispatch.services.auth import TOKEN_LIFETIME
 from dispatch.services.incidents import NewIncident, incident_dict
 from dispatch.services.units import unit_dict
@@ -248,6 +249,25 @@ def layer(ctx: CtxDep, _actor: ReaderDep, layer: str) -> dict[str, Any]:
     else:
         raise InvalidInput(f"layer {layer!r} is not known; allowed: units, incidents, hospitals, stations, closures")
     return {"type": "FeatureCollection", "features": feats}
+
+
+@api.post("/closures", status_code=201, tags=["map"])
+def close_road(ctx: CtxDep, actor: ActorDep, body: ClosureCreate) -> dict[str, Any]:
+    """Close the road segment nearest to lat/lon, or every road in an area; the next query avoids it."""
+    c, closed = closures.create_closure(
+        ctx, actor=actor, reason=body.reason, lat=body.lat, lon=body.lon, area=body.area
+    )
+    return closures.closure_dict(c, closed)
+
+
+@api.get("/closures", tags=["map"])
+def list_road_closures(ctx: CtxDep, _actor: ReaderDep, all: bool = False) -> list[dict[str, Any]]:
+    return [closures.closure_dict(c) for c in closures.list_closures(ctx, active_only=not all)]
+
+
+@api.post("/closures/{closure_id}/reopen", tags=["map"])
+def reopen_road(ctx: CtxDep, actor: ActorDep, closure_id: int) -> dict[str, Any]:
+    return closures.closure_dict(closures.reopen_closure(ctx, actor=actor, closure_id=closure_id))
 
 
 @api.get("/route", tags=["map"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,3 +52,11 @@ class PositionBody(BaseModel):
 class DiversionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     diversion: bool
+
+
+class ClosureCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=300)
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    area: dict[str, Any] | None = Field(default=None, description="a GeoJSON Polygon or MultiPolygon (lon, lat)")

@@ -153,3 +153,18 @@ class IdempotencyKey(SQLModel, table=True):
     request_hash: str
     incident_id: int = Field(foreign_key="incident.id")
     created_at: datetime = Field(sa_column=_ts(False))
+
+
+class RoadClosure(SQLModel, table=True):
+    """A road segment or area an operator closed (flooding, an accident); applied to every vehicle's graph."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # "segment" (the road nearest to lat/lon) or "area" (a GeoJSON polygon)
+    reason: str
+    lat: float | None = None
+    lon: float | None = None
+    area: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_by: str
+    created_at: datetime = Field(sa_column=_ts(False))
+    reopened_at: datetime | None = Field(default=None, sa_column=_ts())
+    reopened_by: str | None = None

@@ -451,26 +451,28 @@ class Router:
         reason: str,
         kind: str = "segment",
         geometry: dict[str, Any] | None = None,
+        closure_id: int | None = None,
     ) -> Closure:
+        """Close road segments (both directions) until reopened; the next query honours it, no rebuild."""
         if not edges:
             raise InvalidInput("the closure holds no road segment: nothing to close")
         bad = [e for e in edges if not 0 <= e < self.graph.n_edges]
         if bad:
             raise InvalidInput(f"edge ids {bad[:5]} do not exist; allowed: 0-{self.graph.n_edges - 1}")
         with self._lock:
-            closure = Closure(self._next_closure, reason, sorted({int(e) for e in edges}), kind, geometry)
-            self._next_closure += 1
+            cid = self._next_closure if closure_id is None else closure_id
+            closure = Closure(cid, reason, sorted({int(e) for e in edges}), kind, geometry)
+            self._next_closure = max(self._next_closure, cid + 1)
             self._closures[closure.id] = closure
             self._recompute_closed()
         return closure
 
-    def close_near(self, point: LatLon, *, reason: str) -> Closure:
-        """Close the road segment (both directions, junction to junction) nearest to ``point``."""
-        snap = self.snapper.snap(point)
-        return self.close_edges([snap.edge], reason=reason, kind="segment", geometry=self.edge_geojson(snap.edge))
+    def edge_near(self, point: LatLon) -> int:
+        """The road segment nearest to ``point`` (within the snap limit)."""
+        return self.snapper.snap(point).edge
 
-    def close_area(self, polygon: dict[str, Any], *, reason: str) -> Closure:
-        """Close every road segment that enters a GeoJSON Polygon/MultiPolygon (lon, lat order)."""
+    def edges_in(self, polygon: dict[str, Any]) -> list[int]:
+        """Every road segment that enters a GeoJSON Polygon/MultiPolygon (lon, lat order)."""
         import shapely
         from shapely.geometry import shape
 
@@ -485,12 +487,26 @@ class Router:
         coords = shapely.get_coordinates(geom)
         x, y = self.snapper.proj.forward(coords[:, 1], coords[:, 0])
         projected = shapely.set_coordinates(geom, np.column_stack([x, y]))
-        edges = self.snapper.tree.query(projected, predicate="intersects")
-        if len(edges) == 0:
+        edges: list[int] = self.snapper.tree.query(projected, predicate="intersects").tolist()
+        if not edges:
             raise InvalidInput("the closure area touches no road of the map: nothing to close")
-        return self.close_edges(edges.tolist(), reason=reason, kind="area", geometry=polygon)
+        return edges
+
+    def close_near(self, point: LatLon, *, reason: str, closure_id: int | None = None) -> Closure:
+        """Close the road segment (both directions, junction to junction) nearest to ``point``."""
+        edge = self.edge_near(point)
+        return self.close_edges(
+            [edge], reason=reason, kind="segment", geometry=self.edge_geojson(edge), closure_id=closure_id
+        )
+
+    def close_area(self, polygon: dict[str, Any], *, reason: str, closure_id: int | None = None) -> Closure:
+        """Close every road segment that enters a GeoJSON Polygon/MultiPolygon (lon, lat order)."""
+        return self.close_edges(
+            self.edges_in(polygon), reason=reason, kind="area", geometry=polygon, closure_id=closure_id
+        )
 
     def reopen(self, closure_id: int) -> None:
+        """Reopen a closure: the next query drives its roads again."""
         with self._lock:
             if closure_id not in self._closures:
                 raise InvalidInput(f"closure {closure_id} does not exist; open closures: {sorted(self._closures)}")
