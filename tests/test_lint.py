@@ -12,7 +12,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing():
-    result = _run("ruff", "check", "dispatch", "tests", "bench", "--output-format", "concise")
+    folders = [f for f in ("dispatch", "tests", "bench") if (ROOT / f).is_dir()]
+    result = _run("ruff", "check", *folders, "--output-format", "concise")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
