@@ -197,6 +197,11 @@ def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> As
     """Assign a free unit. Of two dispatchers assigning one unit at once, exactly one succeeds; the other
     gets :class:`Conflict` with the unit's current assignment."""
     require(actor, *DISPATCHING_ROLES, action="assign units")
+    # the drive time is worked out before the write transaction, so the write lock is held for milliseconds
+    with ctx.reader() as r:
+        inc0, unit0 = r.get(Incident, incident_id), r.get(Unit, unit_id)
+        before = (unit0.lat, unit0.lon) if unit0 is not None else None
+        eta_before = _eta(ctx, unit0, inc0) if inc0 is not None and unit0 is not None else None
     with unit_of_work(ctx, actor) as uow:
         s = uow.session
         inc = s.get(Incident, incident_id)
@@ -209,12 +214,7 @@ def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> As
             raise _busy(s, unit)
         new_inc_status = apply_incident(IncidentStatus(inc.status), IncidentEvent.ASSIGN)
         apply_unit(UnitStatus(unit.status), UnitEvent.ASSIGN)
-        eta_s = None
-        if unit.lat is not None and unit.lon is not None:
-            router = ctx.routers.get(UnitType(unit.type).vehicle)
-            if router is not None:
-                leg = router.eta_to([LatLon(unit.lat, unit.lon)], LatLon(inc.lat, inc.lon))[0]
-                eta_s = getattr(leg, "eta_s", None)
+        eta_s = eta_before if (unit.lat, unit.lon) == before else None
         # compare-and-set on the version read above: a concurrent assignment changed it -> 409
         done = s.execute(
             update(Unit)
@@ -251,6 +251,17 @@ def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> As
             incident_status=new_inc_status.value,
         )
     return a
+
+
+def _eta(ctx: Ctx, unit: Unit, inc: Incident) -> float | None:
+    if unit.lat is None or unit.lon is None:
+        return None
+    router = ctx.routers.get(UnitType(unit.type).vehicle)
+    if router is None:
+        return None
+    leg = router.eta_to([LatLon(unit.lat, unit.lon)], LatLon(inc.lat, inc.lon))[0]
+    eta: float | None = getattr(leg, "eta_s", None)
+    return eta
 
 
 def _close_open_assignment(s: Session, unit_id: int, now: Any) -> None:
