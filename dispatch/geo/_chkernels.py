@@ -73,12 +73,16 @@ def upward_search(
     meet_dist,
     meet_len,
     use_meet,
+    opp_first_out,
+    opp_head,
+    opp_weight,
 ):
     """Dijkstra on the upward graph from several seeds with start costs.
 
-    Fills dist/lens/pred for every node it reaches and lists them in ``visited`` (returned count), so the
-    caller can reset them. With ``use_meet`` it also meets a finished opposite search (``meet_dist``) and
-    stops once no better meeting can come; returns (count, best time, best node, metres there).
+    ``opp_*`` is the other upward graph, for stall-on-demand. Fills dist/lens/pred for every node it
+    reaches and lists them in ``visited`` (returned count), so the caller can reset them. With ``use_meet``
+    it also meets a finished opposite search (``meet_dist``) and stops once no better meeting
+    can come; returns (count, best time, best node, metres there).
     """
     nvis = 0
     size = 0
@@ -108,6 +112,16 @@ def upward_search(
                 best = d + md
                 best_node = x
                 best_len = lens[x] + meet_len[x]
+        # stall on demand: a higher node already reached reaches x cheaper downwards, so x lies on no
+        # shortest up-down path and need not be expanded (its label may stay an overestimate: safe to meet)
+        stalled = False
+        for b in range(opp_first_out[x], opp_first_out[x + 1]):
+            z = opp_head[b]
+            if dist[z] + opp_weight[b] <= d:
+                stalled = True
+                break
+        if stalled:
+            continue
         for a in range(first_out[x], first_out[x + 1]):
             y = head[a]
             nd = d + weight[a]
@@ -187,3 +201,61 @@ def unpack(arc, is_fw, fw_orig, fw_first, fw_second, bw_orig, bw_first, bw_secon
         stack_fw[top + 1] = False
         top += 2
     return nout
+
+
+@njit(cache=True)
+def many_forward(
+    first_out,
+    head,
+    weight,
+    alen,
+    opp_first_out,
+    opp_head,
+    opp_weight,
+    seeds,
+    seed_cost,
+    seed_len,
+    seed_offsets,
+    dist,
+    lens,
+    pred,
+    visited,
+    hk,
+    hv,
+    meet_dist,
+    meet_len,
+):
+    """One forward search per source (its seeds are ``seeds[seed_offsets[i]:seed_offsets[i+1]]``) against a
+    finished backward search; returns each source's best time (inf if none), metres and meeting node."""
+    m = seed_offsets.shape[0] - 1
+    best_t = np.full(m, INF)
+    best_l = np.zeros(m)
+    best_n = np.full(m, -1, dtype=np.int64)
+    for i in range(m):
+        a, b = seed_offsets[i], seed_offsets[i + 1]
+        if a == b:
+            continue
+        nvis, t, node, length, hk, hv = upward_search(
+            first_out,
+            head,
+            weight,
+            alen,
+            seeds[a:b],
+            seed_cost[a:b],
+            seed_len[a:b],
+            dist,
+            lens,
+            pred,
+            visited,
+            hk,
+            hv,
+            meet_dist,
+            meet_len,
+            True,
+            opp_first_out,
+            opp_head,
+            opp_weight,
+        )
+        best_t[i], best_l[i], best_n[i] = t, length, node
+        reset(dist, lens, pred, visited, nvis)
+    return best_t, best_l, best_n, hk, hv

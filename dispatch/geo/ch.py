@@ -139,11 +139,9 @@ class CHIndex:
             self._pool.append(ws)
 
     def _search(self, ws: _Workspace, side: int, seeds: Sequence[Seed], meet: bool) -> tuple[int, float, int, float]:
-        g = (
-            (self.fw_first_out, self.fw_head, self.fw_w, self.fw_len)
-            if side == 0
-            else (self.bw_first_out, self.bw_head, self.bw_w, self.bw_len)
-        )
+        fw = (self.fw_first_out, self.fw_head, self.fw_w, self.fw_len)
+        bw = (self.bw_first_out, self.bw_head, self.bw_w, self.bw_len)
+        g, opp = (fw, bw) if side == 0 else (bw, fw)
         s_nodes = np.array([self.rank[s.node] for s in seeds], dtype=np.int64)
         s_cost = np.array([s.cost_ms for s in seeds], dtype=np.float64)
         s_len = np.array([s.length_m for s in seeds], dtype=np.float64)
@@ -164,6 +162,9 @@ class CHIndex:
             ws.dist[1],
             ws.lens[1],
             meet,
+            opp[0],
+            opp[1],
+            opp[2],
         )
         return int(nvis), float(best), int(best_node), float(best_len)
 
@@ -174,22 +175,53 @@ class CHIndex:
         self, sources: Sequence[Sequence[Seed]], targets: Sequence[Seed], *, with_paths: bool = False
     ) -> list[Found | None]:
         """For each source (its ways onto the graph), the fastest way to the target's ways off the graph
-        (None where unreachable). One backward search serves every source."""
+        (None where unreachable). One backward search serves every source; without paths, all the forward
+        searches run in one compiled call."""
         ws = self._workspace()
         out: list[Found | None] = []
         nb = 0
         try:
+            if not targets:
+                return [None] * len(sources)
             nb, _, _, _ = self._search(ws, 1, targets, False)
+            if not with_paths:
+                flat = [s for seeds in sources for s in seeds]
+                offsets = np.zeros(len(sources) + 1, dtype=np.int64)
+                offsets[1:] = np.cumsum([len(seeds) for seeds in sources])
+                best_t, best_l, best_n, ws.hk, ws.hv = K.many_forward(
+                    self.fw_first_out,
+                    self.fw_head,
+                    self.fw_w,
+                    self.fw_len,
+                    self.bw_first_out,
+                    self.bw_head,
+                    self.bw_w,
+                    self.rank[np.array([s.node for s in flat], dtype=np.int64)] if flat else np.zeros(0, np.int64),
+                    np.array([s.cost_ms for s in flat], dtype=np.float64),
+                    np.array([s.length_m for s in flat], dtype=np.float64),
+                    offsets,
+                    ws.dist[0],
+                    ws.lens[0],
+                    ws.pred[0],
+                    ws.visited[0],
+                    ws.hk,
+                    ws.hv,
+                    ws.dist[1],
+                    ws.lens[1],
+                )
+                for t, length, node in zip(best_t.tolist(), best_l.tolist(), best_n.tolist(), strict=True):
+                    ok = node >= 0 and t != float("inf")
+                    out.append(Found(t, length, None, int(self.order[node])) if ok else None)
+                return out
             for seeds in sources:
-                if not seeds or not targets:
+                if not seeds:
                     out.append(None)
                     continue
                 nf, best, node, metres = self._search(ws, 0, seeds, True)
                 if node < 0 or not np.isfinite(best):
                     out.append(None)
                 else:
-                    arcs = self._path(ws, node) if with_paths else None
-                    out.append(Found(best, metres, arcs, int(self.order[node])))
+                    out.append(Found(best, metres, self._path(ws, node), int(self.order[node])))
                 self._reset(ws, 0, nf)
         finally:
             self._reset(ws, 1, nb)

@@ -47,6 +47,12 @@ class End:
     reversed: bool
 
 
+def _seconds(time_ms: float) -> float:
+    """Seconds, rounded to the microsecond: the engines add the same terms in different orders, and the last
+    bits of a float sum must not make them disagree."""
+    return round(time_ms, 3) / 1000.0
+
+
 @dataclass(frozen=True)
 class _Best:
     """The fastest way found: total ms and metres, the partial arcs at both ends, the graph arcs between."""
@@ -274,9 +280,12 @@ class Router:
         eng = self._engine(engine, period)
         w = self.weights(period)
         usable = self.usable_edges(period)
-        dest = self.snapper.snap(destination, usable=usable)
+        # one snapping pass for the patient and every unit
+        first, *snaps = self.snapper.snap_many([destination, *origins], usable=usable)
+        if isinstance(first, OutsideCoverage):
+            raise first
+        dest = first
         d_ends = self.ends(dest, w)
-        snaps = self.snapper.snap_many(list(origins), usable=usable)
         results: list[Leg | DispatchError | None] = [None] * len(snaps)
         on_road = [i for i, s in enumerate(snaps) if isinstance(s, Snap)]
         for i, s in enumerate(snaps):
@@ -324,7 +333,7 @@ class Router:
                 f"no drivable route from {o.query.lat:.6f},{o.query.lon:.6f} to "
                 f"{d.query.lat:.6f},{d.query.lon:.6f} (one-way streets or closed roads)"
             )
-        return Leg(eta_s=best.time_ms / 1000.0, distance_m=best.length_m)
+        return Leg(eta_s=_seconds(best.time_ms), distance_m=best.length_m)
 
     # ---- one route with geometry and steps -------------------------------------------------------------------
     def route(self, origin: LatLon, destination: LatLon, *, at: When = None, engine: Engine = "auto") -> Route:
@@ -360,7 +369,7 @@ class Router:
             )
         pieces = route_pieces(self, o, d, best.start, best.arcs, best.end, direct, w)
         return Route(
-            eta_s=best.time_ms / 1000.0,
+            eta_s=_seconds(best.time_ms),
             distance_m=best.length_m,
             origin=o,
             destination=d,
@@ -432,7 +441,7 @@ class Router:
                 if direct is not None and direct[0] < t_best[same]:
                     t_best[same], m_best[same] = direct[0], direct[1]
             ok = t_best <= limit_ms
-            secs[i, ok], metres[i, ok] = t_best[ok] / 1000.0, m_best[ok]
+            secs[i, ok], metres[i, ok] = np.round(t_best[ok], 3) / 1000.0, m_best[ok]
         return secs, metres
 
     def _snap_all(self, points: Sequence[LatLon], usable: npt.NDArray[np.bool_], what: str) -> list[Snap]:
