@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from dispatch.config import Settings
 from dispatch.services.context import Ctx
+
+WORKER_THREADS = 4
 
 
 def build_ctx(settings: Settings) -> Ctx:
@@ -36,6 +39,9 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "ctx", None) is None:
             app.state.ctx = build_ctx(settings)
+        # the endpoints are CPU-bound Python under one interpreter lock: a few worker threads serve requests
+        # in arrival order; forty (anyio's default) only interleave them and stretch the slowest ones
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         yield
         app.state.ctx.engine.dispose()
 

@@ -15,7 +15,7 @@ from dispatch.services.context import Actor, Ctx
 _bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/token")
 
 
-def get_ctx(request: Request) -> Ctx:
+async def get_ctx(request: Request) -> Ctx:  # async: no thread-pool hop for a lookup
     ctx: Ctx = request.app.state.ctx
     return ctx
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from dispatch.core.errors import (
     Conflict,
@@ -45,6 +46,18 @@ def _json_safe(value: Any) -> Any:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(OperationalError)
+    async def _db_busy(_request: Request, exc: OperationalError) -> JSONResponse:
+        if "locked" not in str(exc.orig) and "could not obtain lock" not in str(exc.orig):
+            raise exc
+        body = {
+            "type": "about:blank",
+            "title": "database busy",
+            "status": 503,
+            "detail": "the database is busy with other writes; nothing was recorded: send the request again",
+        }
+        return JSONResponse(body, status_code=503, media_type="application/problem+json", headers={"Retry-After": "1"})
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,9 @@ class Ctx:
     routers: dict[str, Router]
     bus: InProcessBus = field(default_factory=InProcessBus)
     clock: Callable[[], datetime] = utcnow
+    #: SQLite admits one writer at a time; writers of this process queue here, in order, instead of
+    #: sleeping and retrying on the database lock
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""
@@ -94,8 +99,9 @@ def event_message(ev: Event) -> dict[str, Any]:
 @contextmanager
 def unit_of_work(ctx: Ctx, actor: Actor) -> Iterator[UnitOfWork]:
     uow = UnitOfWork(ctx, actor)
+    serial = ctx.write_lock if ctx.engine.dialect.name == "sqlite" else contextlib.nullcontext()
     try:
-        with uow.session.begin():
+        with serial, uow.session.begin():
             if ctx.engine.dialect.name == "postgresql":
                 # writers queue on the event-log counter row before they read what they change, so each use
                 # case sees the state it changes (SQLite gets the same from BEGIN IMMEDIATE)

@@ -1,0 +1,698 @@
+"""API benchmark: POST /api/v1/incidents (call intake + unit recommendations) under 20 concurrent clients.
+
+For each database (a fresh SQLite file, a fresh PostgreSQL database) and each engine it
+
+  1. seeds the Hanoi demo (hospitals, stations, ~20 units, demo users) with dispatch.services.seed.seed_demo,
+  2. starts a real server process on a free loopback port:
+       ours      ``python -m dispatch.cli serve``: units ranked by the contraction hierarchies (Router.eta_to)
+       networkx  the same app (dispatch.app.create_app, build_ctx) started by this file with
+                 ``--serve-baseline``, whose routers are wrapped by :class:`NxRouter`: each vehicle's units are
+                 ranked by one reverse ``nx.dijkstra_predecessor_and_distance`` from the incident's nearest
+                 graph node (k-d tree on UTM 48N, as osmnx's nearest_nodes), over a networkx DiGraph built once
+                 per time-of-day period from the same integer-millisecond arc times. What a team on the
+                 project's fixed stack (osmnx/networkx) would build. Everything else (snapping of the incident,
+                 the database work, the JSON answer) is the project's own code in both servers.
+  3. logs in as the demo dispatcher, warms up, then runs ``--clients`` threads, each with its own keep-alive
+     httpx.Client, posting incidents at random positions near graph junctions (within ~16 m) with random
+     triage cards until ``--requests`` have been made in total,
+
+and prints throughput (incidents/s), p50/p90/p99/max latency, non-201 answers, the server's CPU time per
+request and the machine's load, beside the networkx baseline as a ratio (baseline / ours). The positions are
+the same for every server (seeded per client), so the two engines' rankings are compared too.
+
+    .venv/bin/python bench/api.py                  # 1,000 requests per server, SQLite + PostgreSQL (~6 min)
+    .venv/bin/python bench/api.py --quick          # 200 requests per server (smoke run, ~2 min)
+    .venv/bin/python bench/api.py --py-spy /tmp/p  # also sample our servers with py-spy (raw stacks)
+
+Targets (from the issue): p99 <= 50 ms at 20 concurrent clients with the recommendation included, on each
+database. Results are also written to bench/out/api-results.json (or --json PATH). Exits 1 when one of our
+servers answered anything but a 201 with recommendations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+from pyproj import Transformer  # noqa: E402
+from scipy.spatial import cKDTree  # noqa: E402
+
+from dispatch.core.errors import DispatchError, NoRoute  # noqa: E402
+from dispatch.core.types import LatLon  # noqa: E402
+from dispatch.geo.graph import CLOSED_MS  # noqa: E402
+from dispatch.geo.routing import Leg, Router  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+UTM48N = "EPSG:32648"
+PG_BASE = "postgresql://postgres@127.0.0.1:5432"
+TARGET_P99_MS = 50.0
+PASSWORD = "demo-115-hanoi"  # dispatch.services.seed.DEMO_PASSWORD
+JITTER_DEG = 1.5e-4  # ~16 m: incident positions stay well within the 250 m snap limit
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the baseline: unit ranking with networkx's Dijkstra
+# ---------------------------------------------------------------------------------------------------------------
+class NxRouter:
+    """dispatch's Router with ``eta_to`` (the ranking query) done the osmnx/networkx way.
+
+    Nearest graph nodes at both ends (a k-d tree on projected coordinates, what ox.distance.nearest_nodes
+    does for a projected graph), then one reverse single-source Dijkstra from the incident's node that gives
+    every unit's drive time, and the metres along each unit's path from the predecessor tree. The arc times
+    are the Router's own integer milliseconds for the period (in seconds), parallel arcs keep the fastest.
+    Closures are not modelled (the benchmark closes no road). Every other attribute (snap, route, graph, ...)
+    is the wrapped Router's.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        g = router.graph
+        self._tr = Transformer.from_crs("EPSG:4326", UTM48N, always_xy=True)
+        x, y = self._tr.transform(g.node_lon, g.node_lat)
+        self._kd = cKDTree(np.column_stack([x, y]))
+        self._reverse: dict[int, nx.DiGraph] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._router, name)
+
+    def reverse_graph(self, period: int) -> nx.DiGraph:
+        with self._lock:
+            R = self._reverse.get(period)
+            if R is None:
+                g = self._router.graph
+                w = g.arc_time_ms[period]
+                arcs = np.nonzero(w != CLOSED_MS)[0]
+                order = arcs[np.argsort(-w[arcs], kind="stable")]  # slowest first: the fastest parallel arc wins
+                R = nx.DiGraph()
+                R.add_nodes_from(range(g.n_nodes))
+                R.add_edges_from(  # reversed: head -> tail, so one search from the incident reaches every unit
+                    (h, t, {"travel_time": s, "length": ln})
+                    for h, t, s, ln in zip(
+                        g.arc_head[order].tolist(),
+                        g.arc_tail[order].tolist(),
+                        (w[order] / 1000.0).tolist(),
+                        g.arc_length_m[order].tolist(),
+                        strict=True,
+                    )
+                )
+                self._reverse[period] = R
+            return R
+
+    def nearest_nodes(self, points: Sequence[LatLon]) -> list[int]:
+        x, y = self._tr.transform([p.lon for p in points], [p.lat for p in points])
+        return [int(i) for i in self._kd.query(np.column_stack([x, y]))[1]]
+
+    def eta_to(
+        self,
+        origins: Sequence[LatLon],
+        destination: LatLon,
+        *,
+        at: Any = None,
+        engine: str = "auto",  # noqa: ARG002
+    ) -> list[Leg | DispatchError]:
+        R = self.reverse_graph(self._router.period(at))
+        nodes = self.nearest_nodes([*origins, destination])
+        target = nodes[-1]
+        pred, dist = nx.dijkstra_predecessor_and_distance(R, target, weight="travel_time")
+        out: list[Leg | DispatchError] = []
+        for p, n in zip(origins, nodes[:-1], strict=True):
+            if n not in dist:
+                out.append(NoRoute(f"no drivable route from {p.lat:.6f},{p.lon:.6f} (networkx baseline)"))
+                continue
+            metres, v = 0.0, n
+            while v != target:
+                u = pred[v][0]
+                metres += R[u][v]["length"]
+                v = u
+            out.append(Leg(eta_s=float(dist[n]), distance_m=metres))
+        return out
+
+
+def serve_baseline(host: str, port: int) -> int:
+    """What ``dispatch serve`` does (dispatch/cli.py cmd_serve), with the routers wrapped in NxRouter."""
+    import uvicorn
+
+    from dispatch.app import build_ctx, create_app
+    from dispatch.config import Settings
+
+    settings = Settings.from_env()
+    ctx = build_ctx(settings)
+    ctx.routers = {k: NxRouter(r) for k, r in ctx.routers.items()}  # type: ignore[misc]
+    for r in ctx.routers.values():
+        assert isinstance(r, NxRouter)
+        r.reverse_graph(r.period(None))  # built before serving, as the CH is
+    print(f"networkx baseline API on http://{host}:{port}/api/v1", flush=True)
+    uvicorn.run(create_app(settings, ctx=ctx), host=host, port=port, log_level="warning")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# databases and servers
+# ---------------------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as c:
+        c.execute(sql)
+
+
+@contextmanager
+def fresh_database(kind: str, tmp: Path, tag: str) -> Iterator[str]:
+    """A new, empty database for one server; removed afterwards."""
+    if kind == "sqlite":
+        d = Path(tempfile.mkdtemp(prefix=f"db-{tag}-", dir=tmp))
+        try:
+            yield f"sqlite:///{d / 'dispatch.db'}"
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        return
+    name = f"bench_api_{os.getpid()}"
+    _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def seed(url: str, routers: dict[str, Router]) -> dict[str, Any]:
+    from dispatch.db.engine import make_engine, migrate
+    from dispatch.services.context import Ctx
+    from dispatch.services.seed import seed_demo
+
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        seeded = seed_demo(Ctx(engine=engine, routers=routers))
+    finally:
+        engine.dispose()
+    return {k: v for k, v in seeded.items() if k != "users"}
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    base: str
+    log_path: Path
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the server process so far."""
+        fields_ = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def server(engine: str, url: str, cache_dir: Path, tmp: Path, tag: str) -> Iterator[Server]:
+    port = free_port()
+    env = {**os.environ, "DISPATCH_DATABASE_URL": url, "DISPATCH_CACHE_DIR": str(cache_dir)}
+    if engine == "ours":
+        cmd = [sys.executable, "-m", "dispatch.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", "--port", str(port)]
+    log_path = tmp / f"server-{tag}.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    srv = Server(proc, f"http://127.0.0.1:{port}", log_path)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the {engine} server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{srv.base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {engine} server did not answer /healthz in 180 s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield srv
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# load
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    database: str
+    engine: str
+    requests: int
+    clients: int
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    other_cpu_cores: float = 0.0  # busy CPU of everything else on the machine during the run, in cores
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rankings: dict[tuple[int, int], list[tuple[str, float]]] = field(default_factory=dict)
+    startup_s: float = 0.0
+    seeded: dict[str, Any] = field(default_factory=dict)
+    recs_per_incident: float = 0.0
+    server_log: str = ""
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(np.asarray(self.latencies), q)) * 1e3 if self.latencies else float("nan")
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.wall_s if self.wall_s else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "engine": self.engine,
+            "requests": self.requests,
+            "clients": self.clients,
+            "ok": len(self.latencies),
+            "errors": len(self.errors),
+            "error_samples": self.errors[:10],
+            "throughput_per_s": round(self.throughput, 2),
+            "p50_ms": round(self.pct(50), 2),
+            "p90_ms": round(self.pct(90), 2),
+            "p99_ms": round(self.pct(99), 2),
+            "max_ms": round(self.pct(100), 2),
+            "mean_ms": round(float(np.mean(self.latencies)) * 1e3, 2) if self.latencies else None,
+            "wall_s": round(self.wall_s, 3),
+            "server_cpu_ms_per_request": round(self.server_cpu_s * 1e3 / max(1, self.requests), 2),
+            "client_cpu_ms_per_request": round(self.client_cpu_s * 1e3 / max(1, self.requests), 2),
+            "other_cpu_cores": round(self.other_cpu_cores, 2),
+            "load_before": [round(x, 2) for x in self.load_before],
+            "load_after": [round(x, 2) for x in self.load_after],
+            "server_startup_s": round(self.startup_s, 2),
+            "recommendations_per_incident": round(self.recs_per_incident, 1),
+            "seeded": self.seeded,
+            "server_log": self.server_log,
+        }
+
+
+def _cpu_busy_s() -> float:
+    """Busy CPU seconds of the whole machine (all cores) since boot."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + parts[4]  # idle + iowait
+    return (sum(parts[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def plan(seed: int, client: int, n: int, graph: Any, cards: list[str]) -> list[dict[str, Any]]:
+    """Client ``client``'s ``n`` incident bodies: near random junctions of the ambulance graph, random cards."""
+    rng = np.random.default_rng([seed, client])
+    nodes = rng.integers(0, graph.n_nodes, n)
+    jitter = rng.uniform(-JITTER_DEG, JITTER_DEG, (n, 2))
+    picks = rng.integers(0, len(cards), n)
+    return [
+        {
+            "lat": round(float(graph.node_lat[k]) + float(a), 7),
+            "lon": round(float(graph.node_lon[k]) + float(b), 7),
+            "complaint": cards[int(c)],
+            "caller_number": f"09{client:02d}{i:06d}",
+        }
+        for i, (k, (a, b), c) in enumerate(zip(nodes, jitter, picks, strict=True))
+    ]
+
+
+def drive(srv: Server, run: Run, *, graph: Any, seed: int, warmup: int, profile_dir: Path | None, tag: str) -> None:
+    r = httpx.post(f"{srv.base}/api/v1/auth/token", data={"username": "dispatcher", "password": PASSWORD}, timeout=30)
+    r.raise_for_status()
+    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    cards = [c["code"] for c in httpx.get(f"{srv.base}/api/v1/triage/cards", headers=headers, timeout=30).json()]
+
+    k = run.clients
+    share = [run.requests // k + (1 if i < run.requests % k else 0) for i in range(k)]
+    warm_share = [warmup // k + (1 if i < warmup % k else 0) for i in range(k)]
+    bodies = [plan(seed, i, share[i], graph, cards) for i in range(k)]
+    warm_bodies = [plan(seed + 1_000_003, i, warm_share[i], graph, cards) for i in range(k)]
+    lat: list[list[float]] = [[] for _ in range(k)]
+    errs: list[list[str]] = [[] for _ in range(k)]
+    answers: list[list[tuple[int, bytes]]] = [[] for _ in range(k)]
+    ends = [0.0] * k
+    marks: dict[str, float] = {}
+
+    def at_start() -> None:  # runs once, in the last thread to reach the barrier
+        run.load_before = os.getloadavg()
+        marks["busy"] = _cpu_busy_s()
+        marks["server"] = srv.cpu_s()
+        marks["client"] = time.process_time()
+        marks["t0"] = time.perf_counter()
+
+    warmed = threading.Barrier(k + 1)
+    start = threading.Barrier(k, action=at_start)
+
+    def client(i: int) -> None:
+        with httpx.Client(base_url=srv.base, headers=headers, timeout=60) as c:
+            for body in warm_bodies[i]:
+                with suppress(httpx.HTTPError):  # the measured phase reports what fails
+                    c.post("/api/v1/incidents", json=body)
+            warmed.wait(timeout=900)
+            start.wait(timeout=900)
+            for j, body in enumerate(bodies[i]):
+                t0 = time.perf_counter()
+                try:
+                    resp = c.post("/api/v1/incidents", json=body)
+                except httpx.HTTPError as exc:
+                    errs[i].append(f"client {i} request {j}: {type(exc).__name__}: {exc}")
+                    continue
+                dt = time.perf_counter() - t0
+                if resp.status_code == 201:
+                    lat[i].append(dt)
+                    answers[i].append((j, resp.content))
+                else:
+                    errs[i].append(f"client {i} request {j}: HTTP {resp.status_code}: {resp.text[:300]}")
+            ends[i] = time.perf_counter()
+
+    threads = [threading.Thread(target=client, args=(i,), name=f"client-{i}", daemon=True) for i in range(k)]
+    for t in threads:
+        t.start()
+    warmed.wait(timeout=900)  # every client has done its warm-up; the measured phase starts when all reach `start`
+    spies: list[subprocess.Popen[bytes]] = []
+    if profile_dir is not None and run.engine == "ours":
+        # two samplers: every non-idle thread (wall time, waits included) and only the thread holding the GIL
+        # (where the server's CPU goes); raw collapsed stacks, one line per stack with its sample count
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        for suffix, extra in (("wall", []), ("gil", ["--gil"])):
+            spies.append(
+                subprocess.Popen(
+                    [exe, "record", "--pid", str(srv.proc.pid), "--format", "raw", "--threads", "--nonblocking"]
+                    + ["--rate", "200", *extra, "-o", str(profile_dir / f"{tag}-{suffix}.txt")],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    for t in threads:
+        t.join()
+    t_end = max(ends)
+    run.wall_s = t_end - marks["t0"]
+    run.server_cpu_s = srv.cpu_s() - marks["server"]
+    run.client_cpu_s = time.process_time() - marks["client"]
+    busy = _cpu_busy_s() - marks["busy"]
+    run.other_cpu_cores = max(0.0, busy - run.server_cpu_s - run.client_cpu_s) / run.wall_s
+    run.load_after = os.getloadavg()
+    for spy in spies:
+        spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+    for spy in spies:
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+    run.latencies = [x for xs in lat for x in xs]
+    run.errors = [e for es in errs for e in es]
+    n_recs = 0
+    for i, rows in enumerate(answers):
+        for j, content in rows:
+            data = json.loads(content)
+            recs = data["recommendations"]
+            n_recs += len(recs)
+            if not recs:
+                run.errors.append(f"client {i} request {j}: 201 without any recommendation: {content[:300]!r}")
+            run.rankings[(i, j)] = [(x["callsign"], float(x["eta_s"])) for x in recs]
+    run.recs_per_incident = n_recs / max(1, len(run.latencies))
+
+
+def compare(ours: Run, base: Run) -> dict[str, Any]:
+    """Same incident positions on both servers: how often the two engines pick the same first unit."""
+    keys = sorted(set(ours.rankings) & set(base.rankings))
+    same_first_unit = sum(
+        1 for key in keys if [c for c, _ in ours.rankings[key][:1]] == [c for c, _ in base.rankings[key][:1]]
+    )
+    diffs = []
+    for key in keys:
+        a = dict(ours.rankings[key])
+        b = dict(base.rankings[key])
+        diffs += [abs(a[c] - b[c]) for c in a.keys() & b.keys()]
+    return {
+        "incidents": len(keys),
+        "same_first_unit_pct": round(100.0 * same_first_unit / max(1, len(keys)), 1),
+        "eta_abs_diff_s_p50": round(float(np.median(diffs)), 1) if diffs else None,
+        "eta_abs_diff_s_p99": round(float(np.percentile(diffs, 99)), 1) if diffs else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    cpu, mem_kb = "", 0
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            mem_kb = int(line.split()[1])
+
+    def ver(p: str) -> str:
+        try:
+            return metadata.version(p)
+        except metadata.PackageNotFoundError:
+            return "-"
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    pg = ""
+    try:
+        import psycopg
+
+        with psycopg.connect(f"{PG_BASE}/postgres") as c:
+            row = c.execute("SHOW server_version").fetchone()
+            pg = str(row[0]) if row else ""
+    except Exception as exc:  # reported, not fatal: the PostgreSQL runs fail later with the real error
+        pg = f"unreachable: {exc}"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "postgresql": pg,
+        "sqlite": __import__("sqlite3").sqlite_version,
+        "packages": {
+            p: ver(p) for p in ("fastapi", "uvicorn", "starlette", "sqlalchemy", "psycopg", "httpx", "networkx")
+        },
+        "git_head": git("rev-parse", "--short", "HEAD"),
+        "dispatch_uncommitted": git("status", "--porcelain", "--", "dispatch"),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def machine_git_head() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def fmt_ratio(r: float) -> str:
+    if not np.isfinite(r):
+        return "-"
+    return f"{r:,.0f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def table(runs: list[Run]) -> str:
+    by = {(r.database, r.engine): r for r in runs}
+    head = (
+        "| database | engine | requests | clients | incidents/s | p50 ms | p90 ms | p99 ms | max ms | errors "
+        "| server CPU ms/req | other load (cores) | baseline vs ours |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for r in runs:
+        ratio = "-"
+        ours = by.get((r.database, "ours"))
+        if r.engine == "networkx" and ours is not None:
+            ratio = (
+                f"p50 {fmt_ratio(r.pct(50) / ours.pct(50))}, p99 {fmt_ratio(r.pct(99) / ours.pct(99))} slower; "
+                f"throughput {fmt_ratio(ours.throughput / r.throughput)} lower"
+            )
+        name = "ours (CH)" if r.engine == "ours" else "networkx Dijkstra (baseline)"
+        lines.append(
+            f"| {r.database} | {name} | {r.requests:,} | {r.clients} | {r.throughput:,.1f} | {r.pct(50):.1f} "
+            f"| {r.pct(90):.1f} | {r.pct(99):.1f} | {r.pct(100):.1f} | {len(r.errors)} "
+            f"| {r.server_cpu_s * 1e3 / max(1, r.requests):.1f} | {r.other_cpu_cores:.2f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts(runs: list[Run]) -> list[str]:
+    out = []
+    for r in runs:
+        if r.engine != "ours":
+            continue
+        ok = r.pct(99) <= TARGET_P99_MS and not r.errors
+        out.append(
+            f"target p99 <= {TARGET_P99_MS:.0f} ms at {r.clients} clients, recommendation included, {r.database}: "
+            f"{'met' if ok else 'NOT met'} (p99 {r.pct(99):.1f} ms, {len(r.errors)} errors)"
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--requests", type=int, default=1000, help="measured requests per server (default 1000)")
+    p.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    p.add_argument("--warmup", type=int, default=None, help="unmeasured requests first (default 5%%, at least 40)")
+    p.add_argument("--quick", action="store_true", help="200 requests per server: a smoke run")
+    p.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    p.add_argument("--engines", default="ours,networkx", help="comma-separated: ours, networkx")
+    p.add_argument("--cache-dir", type=Path, default=None, help="compiled-graph cache (default: a temp dir)")
+    p.add_argument("--seed", type=int, default=20260115)
+    p.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="record our servers with py-spy")
+    p.add_argument(
+        "--json", type=Path, default=None, help="write the results here (default bench/out/api-results.json)"
+    )
+    p.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve_baseline:
+        return serve_baseline(args.host, args.port)
+    if args.quick:
+        args.requests = 200
+    if args.requests < args.clients or args.clients < 1:
+        p.error("--requests must be at least --clients, and --clients at least 1")
+    warmup = args.warmup if args.warmup is not None else max(40, args.requests // 20)
+    databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if set(databases) - {"sqlite", "postgresql"} or set(engines) - {"ours", "networkx"}:
+        p.error("--databases takes sqlite, postgresql; --engines takes ours, networkx")
+
+    info = machine()
+    log(
+        f"machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gb']} GB RAM, Python {info['python']}, "
+        f"PostgreSQL {info['postgresql']}, SQLite {info['sqlite']}; load average {info['load_avg_at_start']}"
+    )
+    started = time.perf_counter()
+    runs: list[Run] = []
+    comparisons: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp_s:
+        tmp = Path(tmp_s)
+        cache_dir = args.cache_dir or tmp / "cache"
+        from dispatch.geo.store import load_or_build
+
+        t0 = time.perf_counter()
+        routers = {}
+        for vehicle in ("ambulance", "motorbike"):
+            loaded = load_or_build(profile=vehicle, cache_dir=cache_dir)
+            routers[vehicle] = Router(loaded.graph, loaded.chs)
+        graph = routers["ambulance"].graph
+        log(
+            f"graphs ready in {time.perf_counter() - t0:.1f} s ({cache_dir}); ambulance graph "
+            f"{graph.n_nodes:,} nodes, motorbike {routers['motorbike'].graph.n_nodes:,} nodes"
+        )
+        for db in databases:
+            for engine in engines:
+                tag = f"{db}-{engine}"
+                run = Run(db, engine, args.requests, args.clients)
+                with fresh_database(db, tmp, tag) as url:
+                    run.seeded = seed(url, routers)
+                    t0 = time.perf_counter()
+                    with server(engine, url, cache_dir, tmp, tag) as srv:
+                        run.startup_s = time.perf_counter() - t0
+                        log(
+                            f"[{db} / {engine}] server pid {srv.proc.pid} up in {run.startup_s:.1f} s; "
+                            f"{warmup} warm-up + {args.requests} measured requests, {args.clients} clients ..."
+                        )
+                        drive(srv, run, graph=graph, seed=args.seed, warmup=warmup, profile_dir=args.py_spy, tag=tag)
+                        if run.errors:  # keep the server's log (tracebacks of 500s) beside the results
+                            OUT.mkdir(parents=True, exist_ok=True)
+                            kept = OUT / f"api-server-{tag}.log"
+                            shutil.copyfile(srv.log_path, kept)
+                            run.server_log = str(kept)
+                runs.append(run)
+                log(
+                    f"[{db} / {engine}] {run.throughput:.1f} incidents/s, p50 {run.pct(50):.1f} ms, "
+                    f"p99 {run.pct(99):.1f} ms, max {run.pct(100):.1f} ms, {len(run.errors)} errors, "
+                    f"server CPU {run.server_cpu_s * 1e3 / args.requests:.1f} ms/req, other load "
+                    f"{run.other_cpu_cores:.2f} cores, loadavg {run.load_before[0]:.2f} -> {run.load_after[0]:.2f}"
+                )
+                for e in run.errors[:20]:
+                    log(f"    {e}")
+                if run.server_log:
+                    tail = Path(run.server_log).read_text("utf-8", "replace").strip().splitlines()[-12:]
+                    log(f"    server log kept in {run.server_log}; its last lines:")
+                    for line in tail:
+                        log(f"    | {line}")
+            by = {r.engine: r for r in runs if r.database == db}
+            if "ours" in by and "networkx" in by:
+                comparisons[db] = compare(by["ours"], by["networkx"])
+                log(f"[{db}] rankings, same positions on both servers: {comparisons[db]}")
+
+    log("")
+    log(table(runs))
+    log("")
+    for v in verdicts(runs):
+        log(v)
+    log(f"whole run {time.perf_counter() - started:.0f} s; load average at the end {os.getloadavg()}")
+    head_now = machine_git_head()
+    if head_now != info["git_head"]:
+        log(f"WARNING: the repository moved from {info['git_head']} to {head_now} during the run")
+    result = {
+        "command": " ".join([".venv/bin/python", "bench/api.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": info,
+        "warmup": warmup,
+        "runs": [r.as_dict() for r in runs],
+        "rankings_ours_vs_networkx": comparisons,
+        "verdicts": verdicts(runs),
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "git_head_at_end": head_now,
+        "table_md": table(runs),
+    }
+    path = args.json or OUT / ("api-results-quick.json" if args.quick else "api-results.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    log(f"results written to {path}")
+    return 1 if any(r.errors for r in runs if r.engine == "ours") else 0  # the baseline's errors are reported
+
+
+if __name__ == "__main__":
+    sys.exit(main())
