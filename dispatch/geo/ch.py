@@ -237,35 +237,14 @@ class CHIndex:
             a = int(ws.pred[0][x])
             chain_f.append(a)
             x = int(self.fw_tail[a])
+        shortcuts = (self.fw_orig, self.fw_first, self.fw_second, self.bw_orig, self.bw_first, self.bw_second)
         n = 0
         for a in reversed(chain_f):
-            n = K.unpack(
-                a,
-                True,
-                self.fw_orig,
-                self.fw_first,
-                self.fw_second,
-                self.bw_orig,
-                self.bw_first,
-                self.bw_second,
-                ws.out,
-                n,
-            )
+            n = K.unpack(a, True, *shortcuts, ws.out, n)
         x = meet
         while ws.pred[1][x] >= 0:
             a = int(ws.pred[1][x])
-            n = K.unpack(
-                a,
-                False,
-                self.fw_orig,
-                self.fw_first,
-                self.fw_second,
-                self.bw_orig,
-                self.bw_first,
-                self.bw_second,
-                ws.out,
-                n,
-            )
+            n = K.unpack(a, False, *shortcuts, ws.out, n)
             x = int(self.bw_tail[a])
         arcs: list[int] = self.arc_ids[ws.out[:n]].astype(np.int64).tolist()
         return arcs
