@@ -264,6 +264,10 @@ def bench_graph(name: str, loaded: LoadedGraph, reps: Reps, seed: int, build: di
     build["nx_digraph_mb"] = round((rss2 - rss1) / 1024)
     kd = cKDTree(np.column_stack([x, y]))
     tr = Transformer.from_crs("EPSG:4326", UTM48N, always_xy=True)
+    # the networkx graphs are millions of long-lived Python objects: without this, every garbage collection
+    # that our timed code triggers walks them all, charging the baselines' memory to our timings
+    gc.collect()
+    gc.freeze()
     log(
         f"networkx MultiDiGraph (for osmnx) {build['nx_multidigraph_s']} s, +{build['nx_multidigraph_mb']} MB; "
         f"DiGraph (Dijkstra baselines) {build['nx_digraph_s']} s, +{build['nx_digraph_mb']} MB"
