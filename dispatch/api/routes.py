@@ -22,9 +22,10 @@ from dispatch.api.schemas import (
 from dispatch.core.errors import Forbidden, InvalidInput
 from dispatch.core.triage import CARDS
 from dispatch.core.types import LatLon, Role
-from dispatch.db.models import Assignment, Event, Hospital, Station
+from dispatch.db.models import Assignment, Hospital, Station
 from dispatch.services import auth, closures, incidents, reports, units
 from dispatch.services.auth import TOKEN_LIFETIME
+from dispatch.services.context import event_message
 from dispatch.services.incidents import NewIncident, incident_dict
 from dispatch.services.units import unit_dict
 
@@ -88,18 +89,6 @@ def _assignment(a: Assignment) -> dict[str, Any]:
     }
 
 
-def _event(e: Event) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "at": e.at.isoformat(),
-        "actor": e.actor,
-        "kind": e.kind,
-        "incident_id": e.incident_id,
-        "unit_id": e.unit_id,
-        "data": e.data,
-    }
-
-
 def _recommendations(ctx: Any, incident_id: int) -> dict[str, Any]:
     _, recs, excluded = incidents.recommendations(ctx, incident_id)
     return {"recommendations": [r.as_dict() for r in recs], "excluded": [x.as_dict() for x in excluded]}
@@ -139,7 +128,7 @@ def get_incident(ctx: CtxDep, _actor: ReaderDep, incident_id: int) -> dict[str, 
     return {
         **incident_dict(inc),
         "assignments": [_assignment(a) for a in assignments],
-        "timeline": [_event(e) for e in events],
+        "timeline": [event_message(e) for e in events],
     }
 
 
@@ -160,7 +149,7 @@ def cancel(ctx: CtxDep, actor: ActorDep, incident_id: int, body: CancelBody) -> 
 
 @api.post("/incidents/{incident_id}/notes", status_code=201, tags=["incidents"])
 def add_note(ctx: CtxDep, actor: ActorDep, incident_id: int, body: NoteBody) -> dict[str, Any]:
-    return _event(incidents.add_note(ctx, actor=actor, incident_id=incident_id, text_=body.text))
+    return event_message(incidents.add_note(ctx, actor=actor, incident_id=incident_id, text_=body.text))
 
 
 @api.get("/units", tags=["units"])
@@ -325,4 +314,4 @@ def events(
     """The event log after a sequence number, in order (what the live push replays)."""
     if actor.role is Role.CREW:
         raise Forbidden("a crew reads its own events on the crew socket, not the whole log")
-    return [_event(e) for e in incidents.events_after(ctx, after=after, limit=limit)]
+    return [event_message(e) for e in incidents.events_after(ctx, after=after, limit=limit)]
