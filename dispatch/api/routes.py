@@ -22,7 +22,7 @@ from dispatch.api.schemas import (
 from dispatch.core.errors import Forbidden, InvalidInput
 from dispatch.core.triage import CARDS
 from dispatch.core.types import LatLon, Role
-from dispatch.db.models import Assignment, Hospital, Station
+from dispatch.db.models import Assignment, Hospital, Incident, Station
 from dispatch.services import auth, closures, incidents, reports, units
 from dispatch.services.auth import TOKEN_LIFETIME
 from dispatch.services.context import event_message
@@ -89,8 +89,8 @@ def _assignment(a: Assignment) -> dict[str, Any]:
     }
 
 
-def _recommendations(ctx: Any, incident_id: int) -> dict[str, Any]:
-    _, recs, excluded = incidents.recommendations(ctx, incident_id)
+def _recommendations(ctx: Any, incident: int | Incident) -> dict[str, Any]:
+    _, recs, excluded = incidents.recommendations(ctx, incident)
     return {"recommendations": [r.as_dict() for r in recs], "excluded": [x.as_dict() for x in excluded]}
 
 
@@ -106,8 +106,7 @@ def create_incident(
     inc, created = incidents.create_incident(ctx, actor=actor, new=new, idempotency_key=idempotency_key)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    assert inc.id is not None
-    return {"incident": incident_dict(inc), **_recommendations(ctx, inc.id)}
+    return {"incident": incident_dict(inc), **_recommendations(ctx, inc)}
 
 
 @api.get("/incidents", tags=["incidents"])

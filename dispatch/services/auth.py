@@ -17,6 +17,10 @@ from dispatch.db.models import Token, Unit, User
 from dispatch.services.context import Actor, Ctx
 
 TOKEN_LIFETIME = timedelta(hours=14)  # a 12-hour shift and its handover
+#: how long a checked token is trusted without asking the database again (per process). Tokens are never
+#: revoked before they expire today; this bounds how late a future revocation reaches a running process.
+TOKEN_CACHE_TTL = timedelta(seconds=30)
+_TOKEN_CACHE_MAX = 10_000
 _hasher = PasswordHasher()
 
 
@@ -61,16 +65,27 @@ def issue_token(ctx: Ctx, *, name: str, password: str) -> tuple[str, User]:
 
 
 def actor_for_token(ctx: Ctx, token: str) -> Actor:
+    """The user behind a bearer token. Checked in the database at most every TOKEN_CACHE_TTL per process,
+    never past the token's own expiry."""
+    digest = _digest(token)
+    now = ctx.clock()
+    cached = ctx.token_cache.get(digest)
+    if cached is not None and now < cached[1]:
+        return cached[0]
     with ctx.reader() as s:
-        row = s.get(Token, _digest(token))
+        row = s.get(Token, digest)
         if row is None:
             raise Unauthorized("the token is not valid: log in again at POST /api/v1/auth/token")
-        if row.expires_at < ctx.clock():
+        if row.expires_at < now:
             raise Unauthorized("the token has expired: log in again at POST /api/v1/auth/token")
         user = s.get(User, row.user_id)
         if user is None or not user.active:
             raise Unauthorized("the token's user no longer exists or is disabled")
-        return Actor(user.id, user.name, Role(user.role), user.unit_id)
+        actor = Actor(user.id, user.name, Role(user.role), user.unit_id)
+    if len(ctx.token_cache) >= _TOKEN_CACHE_MAX:
+        ctx.token_cache.clear()
+    ctx.token_cache[digest] = (actor, min(row.expires_at, now + TOKEN_CACHE_TTL))
+    return actor
 
 
 def _digest(token: str) -> str:

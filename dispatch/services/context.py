@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
-from sqlmodel import Session
+from sqlalchemy import Engine, Insert, insert, text
+from sqlmodel import Session, SQLModel
 
 from dispatch.core.types import Role
 from dispatch.db.models import Event
@@ -45,6 +45,8 @@ class Ctx:
     #: SQLite admits one writer at a time; writers of this process queue here, in order, instead of
     #: sleeping and retrying on the database lock
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: bearer-token digest -> (actor, time until which the entry may be used); see services.auth
+    token_cache: dict[str, tuple[Actor, datetime]] = field(default_factory=dict)
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""
@@ -79,9 +81,22 @@ class UnitOfWork:
             unit_id=unit_id,
             data=_jsonable(data),
         )
-        self.session.add(ev)
+        # a plain INSERT: the log is append-only, so the ORM's change tracking would only cost time
+        self.session.execute(insert_row(Event), row_values(ev))
         self._events.append(ev)
         return ev
+
+
+def insert_row(model: type[SQLModel]) -> Insert:
+    """A Core INSERT into a model's table, for rows written once and never changed in the same transaction."""
+    return insert(model.__table__)  # type: ignore[attr-defined]
+
+
+def row_values(obj: SQLModel) -> dict[str, Any]:
+    """The column values of a new ORM object, defaults included; a primary key not yet set is left out."""
+    table = obj.__table__  # type: ignore[attr-defined]
+    values = {c.name: getattr(obj, c.name) for c in table.columns}
+    return {k: v for k, v in values.items() if v is not None or not table.columns[k].primary_key}
 
 
 def event_message(ev: Event) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -23,7 +24,7 @@ from dispatch.core.recommend import Excluded, Recommendation, UnitView, rank_uni
 from dispatch.core.triage import capability_for, card
 from dispatch.core.types import Capability, IncidentStatus, LatLon, Priority, Role, UnitStatus, UnitType
 from dispatch.db.models import Assignment, Event, IdempotencyKey, Incident, Station, Unit
-from dispatch.services.context import Actor, Ctx, unit_of_work
+from dispatch.services.context import Actor, Ctx, insert_row, row_values, unit_of_work
 
 DISPATCHING_ROLES = (Role.DISPATCHER, Role.ADMIN)
 
@@ -83,9 +84,7 @@ def create_incident(
                 created_by=actor.name,
                 psap_call_at=uow.now,
             )
-            s.add(inc)
-            s.flush()
-            assert inc.id is not None
+            inc.id = s.execute(insert_row(Incident).returning(col(Incident.id)), row_values(inc)).scalar_one()
             if idempotency_key is not None:
                 s.add(
                     IdempotencyKey(
@@ -161,31 +160,41 @@ def events_after(ctx: Ctx, *, after: int, limit: int) -> list[Event]:
         return list(s.exec(select(Event).where(col(Event.seq) > after).order_by(col(Event.seq)).limit(limit)))
 
 
+_UNIT_VIEWS = (
+    sa_select(Unit.id, Unit.callsign, Unit.type, Unit.status, Unit.lat, Unit.lon, Unit.position_at, Station.name)  # type: ignore[call-overload]
+    .outerjoin(Station, col(Unit.station_id) == col(Station.id))
+    .order_by(col(Unit.callsign))
+)
+
+
 def unit_views(s: Session) -> list[UnitView]:
-    stations = {st.id: st.name for st in s.exec(select(Station))}
-    out = []
-    for u in s.exec(select(Unit).order_by(col(Unit.callsign))):
-        assert u.id is not None
-        pos = LatLon(u.lat, u.lon) if u.lat is not None and u.lon is not None else None
-        out.append(
-            UnitView(
-                u.id,
-                u.callsign,
-                UnitType(u.type),
-                UnitStatus(u.status),
-                pos,
-                u.position_at,
-                stations.get(u.station_id) if u.station_id else None,
-            )
+    """Every unit as the ranking sees it. It runs on every call: one prebuilt Core query, no ORM objects."""
+    return [
+        UnitView(
+            uid,
+            callsign,
+            UnitType(utype),
+            UnitStatus(status),
+            LatLon(lat, lon) if lat is not None and lon is not None else None,
+            position_at,
+            station,
         )
-    return out
+        for uid, callsign, utype, status, lat, lon, position_at, station in s.connection().execute(_UNIT_VIEWS)
+    ]
 
 
-def recommendations(ctx: Ctx, incident_id: int) -> tuple[Incident, list[Recommendation], list[Excluded]]:
+def recommendations(
+    ctx: Ctx, incident: int | Incident
+) -> tuple[Incident, list[Recommendation], list[Excluded]]:
+    """Rank the units for an incident, given by id or as the row just written."""
     with ctx.reader() as s:
-        inc = s.get(Incident, incident_id)
-        if inc is None:
-            raise NotFound(f"incident {incident_id} does not exist")
+        if isinstance(incident, Incident):
+            inc = incident
+        else:
+            found = s.get(Incident, incident)
+            if found is None:
+                raise NotFound(f"incident {incident} does not exist")
+            inc = found
         units = unit_views(s)
     recs, excluded = rank_units(
         units, LatLon(inc.lat, inc.lon), Capability(inc.capability), dict(ctx.routers), now=ctx.clock()

@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import Session
 
 from dispatch.db.models import Token, User
+from dispatch.services.auth import TOKEN_CACHE_TTL
 from tests.api.conftest import API, HOAN_KIEM, Api, api_routes
 
 OK, FORBIDDEN = "2xx", 403
@@ -199,6 +200,26 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _later(api: Api, by: timedelta) -> None:
+    """Move the server's clock forward."""
+    clock = api.ctx.clock
+    api.ctx.clock = lambda: clock() + by
+
+
+def test_checked_tokens_are_trusted_for_the_cache_ttl_then_checked_again(api: Api) -> None:
+    assert api.get("/units", user="planner").status_code == 200
+    with Session(api.ctx.engine) as s, s.begin():
+        user = s.get(User, api.db.template.user_ids["planner"])
+        assert user is not None
+        user.active = False
+        s.add(user)
+    assert api.get("/units", user="planner").status_code == 200, "within the TTL the cached check stands"
+    _later(api, TOKEN_CACHE_TTL - timedelta(seconds=1))
+    assert api.get("/units", user="planner").status_code == 200
+    _later(api, timedelta(seconds=1))
+    _assert_401(api.get("/units", user="planner"), "disabled")
+
+
 def test_expired_token_is_401(api: Api) -> None:
     token = api.db.tokens["dispatcher"]
     assert api.get("/units").status_code == 200
@@ -207,6 +228,8 @@ def test_expired_token_is_401(api: Api) -> None:
         assert row is not None
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
         s.add(row)
+    # the expiry of a token that was in use is seen once the process's token cache entry lapses
+    _later(api, TOKEN_CACHE_TTL)
     _assert_401(api.get("/units"), "expired")
     r = api.post("/incidents", json={"lat": HOAN_KIEM[0], "lon": HOAN_KIEM[1], "complaint": "fall"})
     _assert_401(r, "expired")
@@ -223,6 +246,7 @@ def test_token_of_a_disabled_user_is_401(api: Api) -> None:
         assert user is not None
         user.active = False
         s.add(user)
+    _later(api, TOKEN_CACHE_TTL)
     _assert_401(api.get("/units", user="planner"), "disabled")
     login = api.client.post(f"{API}/auth/token", data={"username": "planner", "password": "demo-115-hanoi"})
     _assert_401(login, "wrong user name or password")
