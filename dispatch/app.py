@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from dispatch.config import Settings
+from dispatch.db.engine import WalCheckpointer
 from dispatch.services.context import Ctx
 
 WORKER_THREADS = 4
@@ -42,8 +43,13 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
         # the endpoints are CPU-bound Python under one interpreter lock: a few worker threads serve requests
         # in arrival order; forty (anyio's default) only interleave them and stretch the slowest ones
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        engine = app.state.ctx.engine
+        checkpointer = WalCheckpointer(engine).start() if engine.dialect.name == "sqlite" else None
+        app.state.checkpointer = checkpointer
         yield
-        app.state.ctx.engine.dispose()
+        if checkpointer is not None:
+            checkpointer.stop()
+        engine.dispose()
 
     app = FastAPI(
         title="dispatch",

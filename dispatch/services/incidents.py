@@ -183,9 +183,7 @@ def unit_views(s: Session) -> list[UnitView]:
     ]
 
 
-def recommendations(
-    ctx: Ctx, incident: int | Incident
-) -> tuple[Incident, list[Recommendation], list[Excluded]]:
+def recommendations(ctx: Ctx, incident: int | Incident) -> tuple[Incident, list[Recommendation], list[Excluded]]:
     """Rank the units for an incident, given by id or as the row just written."""
     with ctx.reader() as s:
         if isinstance(incident, Incident):

@@ -38,9 +38,18 @@ def test_closing_a_road_on_the_route_makes_the_next_route_avoid_it(api: Api, gra
 
 def test_area_closure_and_bad_closures(api: Api) -> None:
     lat, lon = HOAN_KIEM
-    square = {"type": "Polygon", "coordinates": [[[lon - 0.002, lat - 0.002], [lon + 0.002, lat - 0.002],
-                                                  [lon + 0.002, lat + 0.002], [lon - 0.002, lat + 0.002],
-                                                  [lon - 0.002, lat - 0.002]]]}
+    square = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [lon - 0.002, lat - 0.002],
+                [lon + 0.002, lat - 0.002],
+                [lon + 0.002, lat + 0.002],
+                [lon - 0.002, lat + 0.002],
+                [lon - 0.002, lat - 0.002],
+            ]
+        ],
+    }
     c = api.ok(api.post("/closures", json={"reason": "festival", "area": square}), 201)
     assert c["kind"] == "area" and c["segments_closed"]["ambulance"] > 5
     r = api.post("/closures", json={"reason": "x"})

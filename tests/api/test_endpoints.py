@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,6 +74,18 @@ def test_healthz_answers_without_a_token(shared_api: Api) -> None:
     assert body["status"] == "ok"
     assert body["database"] == api.backend
     assert set(body["graphs"]) == {"ambulance", "motorbike"} and min(body["graphs"].values()) > 1000
+
+
+def test_the_server_checkpoints_sqlite_in_the_background(shared_api: Api) -> None:
+    checkpointer = shared_api.app.state.checkpointer
+    if shared_api.backend != "sqlite":
+        assert checkpointer is None, "PostgreSQL checkpoints by itself"
+        return
+    runs = checkpointer.runs
+    deadline = time.monotonic() + 10
+    while checkpointer.runs == runs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert checkpointer.runs > runs, "the WAL checkpoint thread is not running"
 
 
 def test_login_gives_a_token_that_works(shared_api: Api) -> None:
