@@ -67,6 +67,12 @@ class Unit(SQLModel, table=True):
     position_at: datetime | None = Field(default=None, sa_column=_ts())
     incident_id: int | None = Field(default=None, foreign_key="incident.id")
     version: int = 0  # bumped by every change: the compare-and-set guard against concurrent edits
+    #: the id a phone app (OsmAnd / Traccar Client) reports positions under
+    device_id: str | None = Field(default=None, unique=True, index=True)
+    #: when the crew's phone was last heard from (socket, heartbeat or position), and whether it counts as
+    #: connected (cleared when it has been silent longer than the heartbeat timeout)
+    last_seen_at: datetime | None = Field(default=None, sa_column=_ts())
+    connected: bool = False
 
 
 class Incident(SQLModel, table=True):
@@ -109,6 +115,27 @@ class Assignment(SQLModel, table=True):
     transfer_of_care_at: datetime | None = Field(default=None, sa_column=_ts())  # eTimes.12
     back_in_service_at: datetime | None = Field(default=None, sa_column=_ts())  # eTimes.13
     cancelled_at: datetime | None = Field(default=None, sa_column=_ts())  # eTimes.14
+    #: when the consoles were told the crew had not acknowledged (once per assignment)
+    unack_alerted_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class Position(SQLModel, table=True):
+    """Stored position fixes, thinned (see dispatch.services.positions); every fix while on an incident."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    incident_id: int | None = Field(default=None, index=True)
+    at: datetime = Field(sa_column=_ts(False))
+    received_at: datetime = Field(sa_column=_ts(False))
+    lat: float
+    lon: float
+    speed_mps: float | None = None
+    bearing: float | None = None
+    altitude_m: float | None = None
+    accuracy_m: float | None = None
+    battery: float | None = None
+    source: str = "socket"
+    flag: str | None = None  # why the fix looks wrong (an implausible jump), kept for review
 
 
 class Event(SQLModel, table=True):

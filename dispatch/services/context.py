@@ -47,6 +47,9 @@ class Ctx:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     #: bearer-token digest -> (actor, time until which the entry may be used); see services.auth
     token_cache: dict[str, tuple[Actor, datetime]] = field(default_factory=dict)
+    #: the newest position fix of each unit heard by any process (through the bus), also the fixes that were
+    #: not stored: unit id -> (lat, lon, fix time). The ranking prefers it to the stored position when newer.
+    live_positions: dict[int, tuple[float, float, datetime]] = field(default_factory=dict)
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""

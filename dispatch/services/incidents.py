@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select as sa_select
@@ -183,6 +184,13 @@ def unit_views(s: Session) -> list[UnitView]:
     ]
 
 
+def _newest_position(u: UnitView, live: tuple[float, float, datetime] | None) -> UnitView:
+    """The unit with its live position fix when that is newer than the stored one."""
+    if live is None or (u.position_at is not None and live[2] <= u.position_at):
+        return u
+    return replace(u, position=LatLon(live[0], live[1]), position_at=live[2])
+
+
 def recommendations(ctx: Ctx, incident: int | Incident) -> tuple[Incident, list[Recommendation], list[Excluded]]:
     """Rank the units for an incident, given by id or as the row just written."""
     with ctx.reader() as s:
@@ -193,7 +201,7 @@ def recommendations(ctx: Ctx, incident: int | Incident) -> tuple[Incident, list[
             if found is None:
                 raise NotFound(f"incident {incident} does not exist")
             inc = found
-        units = unit_views(s)
+        units = [_newest_position(u, ctx.live_positions.get(u.id)) for u in unit_views(s)]
     recs, excluded = rank_units(
         units, LatLon(inc.lat, inc.lon), Capability(inc.capability), dict(ctx.routers), now=ctx.clock()
     )
