@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from dispatch.config import Settings
 from dispatch.db.engine import WalCheckpointer
+from dispatch.geo.routing import Router
 from dispatch.services.context import Ctx
 
 WORKER_THREADS = 4
@@ -17,20 +19,35 @@ WORKER_THREADS = 4
 
 def build_ctx(settings: Settings) -> Ctx:
     from dispatch.db.engine import make_engine, migrate
-    from dispatch.geo.routing import Router
     from dispatch.geo.store import load_or_build
 
     routers = {}
     for vehicle in settings.vehicles:
         loaded = load_or_build(settings.osm_file, vehicle, cache_dir=settings.cache_dir)
         routers[vehicle] = Router(loaded.graph, loaded.chs, max_snap_m=settings.max_snap_m, timezone=settings.timezone)
+        _warm_up(routers[vehicle])
     engine = make_engine(settings.database_url)
     migrate(engine)
-    ctx = Ctx(engine=engine, routers=routers)
+    from dispatch.live.bus import make_bus
+
+    ctx = Ctx(engine=engine, routers=routers, bus=make_bus(settings.redis_url, settings.redis_channel))
     from dispatch.services.closures import restore_closures
 
     restore_closures(ctx)
     return ctx
+
+
+def _warm_up(router: Router) -> None:
+    """One query of each kind before the first call: the compiled kernels load (or compile, after an upgrade:
+    seconds) now rather than inside a dispatcher's first request."""
+    from dispatch.core.errors import DispatchError
+    from dispatch.core.types import LatLon
+
+    g = router.graph
+    a, b = LatLon(float(g.node_lat[0]), float(g.node_lon[0])), LatLon(float(g.node_lat[-1]), float(g.node_lon[-1]))
+    router.eta_to([a, b], b)
+    with contextlib.suppress(DispatchError):  # no route between the corners: the kernels are loaded all the same
+        router.route(a, b)
 
 
 def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
@@ -46,7 +63,22 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
         engine = app.state.ctx.engine
         checkpointer = WalCheckpointer(engine).start() if engine.dialect.name == "sqlite" else None
         app.state.checkpointer = checkpointer
+        from dispatch.live.runtime import Live
+        from dispatch.services.positions import remember_fix
+
+        live = Live(
+            app.state.ctx,
+            ack_timeout_s=settings.ack_timeout_s,
+            resend_s=settings.resend_s,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s,
+            queue_max=settings.ws_queue,
+            on_live=lambda msg: remember_fix(app.state.ctx, msg),
+        )
+        await live.start()
+        app.state.live = live
         yield
+        await live.stop()
+        app.state.ctx.bus.close()
         if checkpointer is not None:
             checkpointer.stop()
         engine.dispose()

@@ -96,6 +96,15 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["dispatcher", "crew", "planner", "admin"])
     add.add_argument("--unit", metavar="CALLSIGN", help="the unit a crew user belongs to")
 
+    units = sub.add_parser("units", help="units")
+    unsub = units.add_subparsers(dest="units_command", required=True, parser_class=_Parser)
+    device = unsub.add_parser(
+        "device", help="register the phone (OsmAnd / Traccar Client identifier) that reports a unit's position"
+    )
+    device.add_argument("callsign", metavar="CALLSIGN")
+    device.add_argument("device_id", metavar="DEVICE_ID", nargs="?", help="the identifier the phone app shows")
+    device.add_argument("--clear", action="store_true", help="the unit has no phone any more")
+
     graph = sub.add_parser("graph", help="road graph commands")
     gsub = graph.add_subparsers(dest="graph_command", required=True, parser_class=_Parser)
     gdemo = gsub.add_parser("demo", help="summarise the road graph and print a sample route")
@@ -285,21 +294,42 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
     import os
 
-    from dispatch.db.engine import make_engine, migrate
     from dispatch.services.auth import add_user
-    from dispatch.services.context import Ctx
 
     password = os.environ.get("DISPATCH_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
             raise InvalidInput("no password: set DISPATCH_PASSWORD or run the command on a terminal")
         password = getpass.getpass(f"password for {args.name}: ")
+    ctx = _ctx_without_graphs(settings)
+    user = add_user(ctx, name=args.name, role=args.role, password=password, unit_callsign=args.unit)
+    print(f"added {user.name} ({user.role}" + (f", unit {args.unit}" if args.unit else "") + ")")
+    return 0
+
+
+def _ctx_without_graphs(settings: Settings) -> Any:
+    """A context on the configured database (migrated), for commands that need no road graph."""
+    from dispatch.db.engine import make_engine, migrate
+    from dispatch.services.context import Ctx
+
     engine = make_engine(settings.database_url)
     migrate(engine)
-    user = add_user(
-        Ctx(engine=engine, routers={}), name=args.name, role=args.role, password=password, unit_callsign=args.unit
-    )
-    print(f"added {user.name} ({user.role}" + (f", unit {args.unit}" if args.unit else "") + ")")
+    return Ctx(engine=engine, routers={})
+
+
+def cmd_units_device(args: argparse.Namespace, settings: Settings) -> int:
+    from dispatch.services.context import SYSTEM
+    from dispatch.services.devices import set_device, unit_id_for_callsign
+
+    if args.clear == (args.device_id is not None):
+        raise InvalidInput("give either DEVICE_ID or --clear")
+    ctx = _ctx_without_graphs(settings)
+    unit_id = unit_id_for_callsign(ctx, args.callsign)
+    set_device(ctx, actor=SYSTEM, unit_id=unit_id, device_id=args.device_id)
+    if args.device_id is None:
+        print(f"unit {args.callsign} has no phone registered now")
+    else:
+        print(f"unit {args.callsign} reports its position as device {args.device_id!r} (OsmAnd / Traccar: /osmand)")
     return 0
 
 
@@ -319,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args, settings, demo=args.command == "demo")
         if args.command == "users":
             return cmd_users_add(args, settings)
+        if args.command == "units":
+            return cmd_units_device(args, settings)
         return handlers[args.command](args)
     except DispatchError as exc:
         print(f"dispatch: error: {exc}", file=sys.stderr)

@@ -406,3 +406,38 @@ def test_isochrone_in_the_west_of_hanoi(cache: Path) -> None:
     p = run(["isochrone", "21.0460,105.8000", "--minutes", "15", "--at", "10:00"], cache)
     assert_ok(p)
     assert json.loads(p.stdout)["features"][0]["properties"]["area_km2"] > 0
+
+
+# ---- units device: the phone that reports a unit's position ------------------------------------------------------
+def test_units_device_registers_and_clears_a_phone(tmp_path: Path) -> None:
+    from sqlmodel import Session, select
+
+    from dispatch.db.engine import make_engine, migrate
+    from dispatch.db.models import Unit
+
+    url = f"sqlite:///{tmp_path / 'dispatch.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with Session(engine) as s, s.begin():
+        s.add_all([Unit(callsign="A01", type="als_ambulance"), Unit(callsign="A02", type="als_ambulance")])
+
+    def devices() -> dict[str, str | None]:
+        with Session(engine) as s:
+            return {u.callsign: u.device_id for u in s.exec(select(Unit))}
+
+    env = {"DISPATCH_DATABASE_URL": url}
+    try:
+        p = run(["units", "device", "A01", "358240051111110"], tmp_path, env)
+        assert_ok(p)
+        assert "A01" in p.stdout and "358240051111110" in p.stdout
+        assert devices() == {"A01": "358240051111110", "A02": None}
+        taken = run(["units", "device", "A02", "358240051111110"], tmp_path, env)
+        assert_one_line_error(taken, "registered to unit A01")
+        assert_one_line_error(run(["units", "device", "Z99", "x"], tmp_path, env), "'Z99'", "known units: A01, A02")
+        assert_one_line_error(run(["units", "device", "A02", "bad id!"], tmp_path, env), "'bad id!' is not allowed")
+        assert_one_line_error(run(["units", "device", "A02"], tmp_path, env), "DEVICE_ID or --clear")
+        assert devices() == {"A01": "358240051111110", "A02": None}
+        assert_ok(run(["units", "device", "A01", "--clear"], tmp_path, env))
+        assert devices() == {"A01": None, "A02": None}
+    finally:
+        engine.dispose()

@@ -2,7 +2,8 @@
 
 from fastapi import FastAPI
 
-from dispatch.api import errors
+from dispatch.api import errors, positions
+from dispatch.api.live import live
 from dispatch.api.routes import api, health
 
 
@@ -10,3 +11,5 @@ def mount(app: FastAPI) -> None:
     errors.install(app)
     app.include_router(health)
     app.include_router(api)
+    app.include_router(positions.router)
+    app.include_router(live)

@@ -64,13 +64,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DispatchError)
     async def _domain(_request: Request, exc: DispatchError) -> JSONResponse:
-        status, title = next((s, t) for cls, s, t in STATUS if isinstance(exc, cls))
-        body: dict[str, object] = {"type": "about:blank", "title": title, "status": status, "detail": str(exc)}
-        if isinstance(exc, OutsideCoverage):
-            body.update(distance_m=round(exc.distance_m, 1), max_distance_m=exc.max_distance_m)
-        if isinstance(exc, InvalidTransition):
-            body.update(state=exc.state, event=exc.event, allowed=exc.allowed)
-        if isinstance(exc, Conflict) and exc.current:
-            body["current"] = exc.current
+        status, body = problem(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def problem(exc: DispatchError) -> tuple[int, dict[str, object]]:
+    """The HTTP status and problem+json body of a domain error (the websockets send the same body)."""
+    status, title = next((s, t) for cls, s, t in STATUS if isinstance(exc, cls))
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status, "detail": str(exc)}
+    if isinstance(exc, OutsideCoverage):
+        body.update(distance_m=round(exc.distance_m, 1), max_distance_m=exc.max_distance_m)
+    if isinstance(exc, InvalidTransition):
+        body.update(state=exc.state, event=exc.event, allowed=exc.allowed)
+    if isinstance(exc, Conflict) and exc.current:
+        body["current"] = exc.current
+    return status, body

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Header, Query, Response
+from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from dispatch.api.deps import ActorDep, CtxDep, ReaderDep, StaffDep
@@ -34,15 +34,17 @@ health = APIRouter()
 
 
 @health.get("/healthz", tags=["health"])
-def healthz(ctx: CtxDep) -> dict[str, Any]:
+def healthz(ctx: CtxDep, request: Request) -> dict[str, Any]:
     from sqlalchemy import text
 
     with ctx.engine.connect() as c:
         c.execute(text("SELECT 1"))
+    live = getattr(request.app.state, "live", None)
     return {
         "status": "ok",
         "database": ctx.engine.dialect.name,
         "graphs": {k: r.graph.n_nodes for k, r in ctx.routers.items()},
+        "live": live.hub.stats() if live is not None else None,
     }
 
 

@@ -49,6 +49,13 @@ class PositionBody(BaseModel):
     at: datetime | None = None
 
 
+class DeviceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device_id: str | None = Field(
+        min_length=1, max_length=64, description="the identifier the phone app reports under; null clears it"
+    )
+
+
 class DiversionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     diversion: bool

@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel
 from dispatch.core.types import Role
 from dispatch.db.models import Event
 from dispatch.geo.routing import Router
-from dispatch.live.bus import InProcessBus
+from dispatch.live.bus import Bus, InProcessBus
 
 
 def utcnow() -> datetime:
@@ -40,7 +40,7 @@ SYSTEM = Actor(None, "system", Role.ADMIN)
 class Ctx:
     engine: Engine
     routers: dict[str, Router]
-    bus: InProcessBus = field(default_factory=InProcessBus)
+    bus: Bus = field(default_factory=InProcessBus)
     clock: Callable[[], datetime] = utcnow
     #: SQLite admits one writer at a time; writers of this process queue here, in order, instead of
     #: sleeping and retrying on the database lock
@@ -50,6 +50,10 @@ class Ctx:
     #: the newest position fix of each unit heard by any process (through the bus), also the fixes that were
     #: not stored: unit id -> (lat, lon, fix time). The ranking prefers it to the stored position when newer.
     live_positions: dict[int, tuple[float, float, datetime]] = field(default_factory=dict)
+    #: when each unit's recomputed ETA was last pushed (dispatch.services.positions)
+    eta_pushed_at: dict[int, datetime] = field(default_factory=dict)
+    #: guards the small per-process dicts above against the worker threads
+    state_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""

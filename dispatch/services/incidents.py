@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from dispatch.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch.core.errors import Conflict, DispatchError, Forbidden, InvalidInput, NotFound
 from dispatch.core.lifecycle import (
     ASSIGNABLE,
     IncidentEvent,
@@ -216,7 +216,8 @@ def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> As
     with ctx.reader() as r:
         inc0, unit0 = r.get(Incident, incident_id), r.get(Unit, unit_id)
         before = (unit0.lat, unit0.lon) if unit0 is not None else None
-        eta_before = _eta(ctx, unit0, inc0) if inc0 is not None and unit0 is not None else None
+        route = _route(ctx, unit0, inc0) if inc0 is not None and unit0 is not None else None
+        eta_before = route["eta_s"] if route is not None else None
     with unit_of_work(ctx, actor) as uow:
         s = uow.session
         inc = s.get(Incident, incident_id)
@@ -264,19 +265,24 @@ def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> As
             eta_s=eta_s,
             unit_status=UnitStatus.DISPATCHED.value,
             incident_status=new_inc_status.value,
+            # what the crew's phone shows: the address, priority and complaint, and the route to drive
+            incident=incident_dict(inc),
+            route=route if eta_s is not None else None,
         )
     return a
 
 
-def _eta(ctx: Ctx, unit: Unit, inc: Incident) -> float | None:
+def _route(ctx: Ctx, unit: Unit, inc: Incident) -> dict[str, Any] | None:
+    """The unit's route to the incident (drive time, GeoJSON line, turn list), or None when it has none."""
     if unit.lat is None or unit.lon is None:
         return None
     router = ctx.routers.get(UnitType(unit.type).vehicle)
     if router is None:
         return None
-    leg = router.eta_to([LatLon(unit.lat, unit.lon)], LatLon(inc.lat, inc.lon))[0]
-    eta: float | None = getattr(leg, "eta_s", None)
-    return eta
+    try:
+        return router.route(LatLon(unit.lat, unit.lon), LatLon(inc.lat, inc.lon)).as_dict()
+    except DispatchError:  # outside coverage, no route: assigned all the same, without a route
+        return None
 
 
 def _close_open_assignment(s: Session, unit_id: int, now: Any) -> None:

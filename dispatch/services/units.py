@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from dispatch.core.errors import Forbidden, InvalidInput, NotFound
+from dispatch.core.errors import DispatchError, Forbidden, InvalidInput, NotFound
 from dispatch.core.lifecycle import (
     INCIDENT_EVENT_FOR_UNIT,
     INCIDENT_TRANSITIONS,
@@ -71,6 +71,8 @@ def set_unit_status(
             "'dispatched' is set by assigning the unit to an incident, not reported; allowed: "
             + ", ".join(s.value for s in STATUS_EVENT)
         )
+    # where the patient goes: worked out before the write transaction, so the write lock is held for milliseconds
+    destination = _destination(ctx, unit_id, hospital_id) if status is UnitStatus.TRANSPORTING else None
     with unit_of_work(ctx, actor) as uow:
         s = uow.session
         unit = s.get(Unit, unit_id)
@@ -138,8 +140,38 @@ def set_unit_status(
             hospital_id=hospital_id,
             incident_status=inc.status if inc is not None else None,
             incident_status_before=inc_status_before,
+            hospital=destination,
         )
     return unit, True
+
+
+def _destination(ctx: Ctx, unit_id: int, hospital_id: int | None) -> dict[str, Any] | None:
+    """The hospital a transporting unit drives to (the one given, else the best-ranked for the incident) with
+    its drive time and route from the unit's position, as the crew's phone shows it; None when there is none."""
+    with ctx.reader() as s:
+        unit = s.get(Unit, unit_id)
+        if unit is None or unit.incident_id is None:
+            return None
+        inc = s.get(Incident, unit.incident_id)
+        if inc is None:
+            return None
+    choices, _ = hospitals_for_incident(ctx, inc.id or 0)
+    pick = next((c for c in choices if c.hospital_id == hospital_id), None) if hospital_id else None
+    if pick is None and hospital_id is None and choices:
+        pick = choices[0]
+    if pick is None:
+        return None
+    with ctx.reader() as s:
+        h = s.get(Hospital, pick.hospital_id)
+    router = ctx.routers.get(UnitType(unit.type).vehicle)
+    if h is None or router is None:
+        return None
+    start = LatLon(unit.lat, unit.lon) if unit.lat is not None and unit.lon is not None else LatLon(inc.lat, inc.lon)
+    try:
+        route: dict[str, Any] | None = router.route(start, LatLon(h.lat, h.lon)).as_dict()
+    except DispatchError:
+        route = None
+    return {**pick.as_dict(), "chosen_by": "crew" if hospital_id else "recommended", "route": route}
 
 
 def acknowledge(ctx: Ctx, *, actor: Actor, unit_id: int) -> Assignment:
@@ -162,25 +194,15 @@ def acknowledge(ctx: Ctx, *, actor: Actor, unit_id: int) -> Assignment:
 def update_position(
     ctx: Ctx, *, actor: Actor, unit_id: int, lat: float, lon: float, at: datetime | None = None
 ) -> Unit:
-    _own_unit(actor, unit_id, "report the position of")
-    pos = LatLon(lat, lon)
-    with unit_of_work(ctx, actor) as uow:
-        when = at or uow.now
-        if when.tzinfo is None:
-            raise InvalidInput("the position time must carry a time zone (e.g. 2026-11-23T10:00:00+07:00)")
-        if when > uow.now + MAX_CLOCK_SKEW:
-            raise InvalidInput(
-                f"the position time {when.isoformat()} is in the future (clock now "
-                f"{uow.now.isoformat()}); allowed skew {MAX_CLOCK_SKEW.seconds} s"
-            )
-        unit = uow.session.get(Unit, unit_id)
-        if unit is None:
-            raise NotFound(f"unit {unit_id} does not exist")
-        if unit.position_at is not None and when < unit.position_at:
-            return unit  # an older fix arriving late changes nothing
-        unit.lat, unit.lon, unit.position_at = pos.lat, pos.lon, when
-        uow.session.add(unit)
-        uow.emit("unit.position", unit_id=unit_id, incident_id=unit.incident_id, lat=lat, lon=lon, position_at=when)
+    """A position reported over HTTP: checked, thinned and stored by ``positions.report_fix``. Returns the unit
+    with its newest position, also when thinning did not store this one."""
+    from dispatch.services.positions import Fix, report_fix  # positions builds on this module
+
+    report_fix(ctx, actor=actor, unit_id=unit_id, fix=Fix(lat, lon, at), source="http")
+    unit = get_unit(ctx, unit_id)
+    live = ctx.live_positions.get(unit_id)
+    if live is not None and (unit.position_at is None or live[2] > unit.position_at):
+        unit.lat, unit.lon, unit.position_at = live
     return unit
 
 

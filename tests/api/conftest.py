@@ -326,17 +326,29 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
     logs: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # more DISPATCH_* settings
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, path: str, user: str | None, *, after: int | None = None) -> str:
+        query = [f"token={self.db.tokens[user]}"] if user is not None else []
+        if after is not None:
+            query.append(f"after={after}")
+        return f"ws://127.0.0.1:{self.port}{path}" + ("?" + "&".join(query) if query else "")
 
     def client(self, user: str | None = "dispatcher", *, timeout: float = 60.0) -> httpx.Client:
         headers = {} if user is None else {"Authorization": f"Bearer {self.db.tokens[user]}"}
         return httpx.Client(base_url=self.base_url + API, headers=headers, timeout=timeout)
 
     def start(self) -> Server:
-        env = {**os.environ, "DISPATCH_DATABASE_URL": self.db.url, "DISPATCH_CACHE_DIR": str(self.cache)}
+        env = {
+            **os.environ,
+            "DISPATCH_DATABASE_URL": self.db.url,
+            "DISPATCH_CACHE_DIR": str(self.cache),
+            **self.env,
+        }
         for _attempt in range(3):  # a free port can be taken between the probe and the bind: try another
             self.port = free_port()
             log = self.directory / f"server-{len(self.logs)}-{self.port}.log"
@@ -381,12 +393,13 @@ class Server:
 
 
 @pytest.fixture
-def start_server(graph_cache: Path, tmp_path: Path) -> Iterator[Callable[[Database], Server]]:
-    """Start a real server on a database; each one is killed when the test ends, whatever happened."""
+def start_server(graph_cache: Path, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start a real server on a database (``start(db, DISPATCH_X="...")`` adds settings); each one is killed
+    when the test ends, whatever happened."""
     servers: list[Server] = []
 
-    def start(db: Database) -> Server:
-        server = Server(db, graph_cache, tmp_path)
+    def start(db: Database, **env: str) -> Server:
+        server = Server(db, graph_cache, tmp_path, env=env)
         servers.append(server)
         return server.start()
 
