@@ -58,7 +58,10 @@ async def osmand(request: Request, ctx: CtxDep) -> PlainTextResponse:
                 params = QueryParams((await request.body()).decode("utf-8", errors="replace"))
             device_id, fix = parse_osmand(params)
             source = "osmand"
-        await run_in_threadpool(devices.report_device_fix, ctx, device_id=device_id, fix=fix, source=source)
+        result = await run_in_threadpool(devices.report_device_fix, ctx, device_id=device_id, fix=fix, source=source)
+        live = getattr(request.app.state, "live", None)
+        if live is not None:  # a fix from the phone app is a heartbeat of the unit's phone too
+            await live.seen(result["unit_id"])
     except DispatchError as exc:
         return PlainTextResponse(" ".join(str(exc).split()), status_code=400)
     return PlainTextResponse("")

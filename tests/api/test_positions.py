@@ -107,6 +107,9 @@ def test_osmand_get_post_form_and_post_query_are_stored(api: Api) -> None:
     logged = [e for e in events(api, "unit.position") if e["unit_id"] == unit_id]
     assert len(logged) == 3 and {e["actor"] for e in logged} == {"device:358240051111110"}
     assert logged[0]["data"]["speed_mps"] == pytest.approx(10 * KNOT_MPS) and logged[0]["data"]["source"] == "osmand"
+    # the phone app's fixes count as its heartbeat: the unit is shown connected
+    connected = [e for e in events(api, "unit.connected") if e["unit_id"] == unit_id]
+    assert len(connected) == 1 and connected[0]["actor"] == "system"
 
 
 def traccar_body(device: str, p: tuple[float, float], stamp: Any, **coords: Any) -> dict[str, Any]:
