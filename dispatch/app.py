@@ -94,3 +94,8 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
     app.state.settings = settings
     mount(app)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app built from the environment in a worker process (``dispatch serve --workers N``)."""
+    return create_app(Settings.from_env())

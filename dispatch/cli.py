@@ -88,6 +88,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--host", default="127.0.0.1")
         sp.add_argument("--port", type=int, default=8000)
+        sp.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="server processes on this one address (more than one needs DISPATCH_REDIS_URL)",
+        )
 
     users = sub.add_parser("users", help="user accounts")
     usub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
@@ -261,6 +267,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, *, demo: bool) -> in
 
     from dispatch.app import build_ctx, create_app
 
+    if not 1 <= args.workers <= 64:
+        raise InvalidInput(f"--workers {args.workers}: give 1 to 64 processes")
+    if args.workers > 1 and not settings.redis_url:
+        raise InvalidInput(
+            f"--workers {args.workers} needs DISPATCH_REDIS_URL (e.g. redis://127.0.0.1:6379/0): "
+            "the processes share live events over Redis"
+        )
+
     print(f"loading road graphs for {settings.osm_file.name} and opening {settings.database_url} ...", flush=True)
     ctx = build_ctx(settings)
     for vehicle, router in ctx.routers.items():
@@ -286,7 +300,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, *, demo: bool) -> in
             if session.exec(select(User)).first() is None:
                 print("no users yet: add one with  DISPATCH_PASSWORD=... dispatch users add NAME --role dispatcher")
     print(f"API on http://{args.host}:{args.port}/api/v1 (OpenAPI: http://{args.host}:{args.port}/docs)", flush=True)
-    uvicorn.run(create_app(settings, ctx=ctx), host=args.host, port=args.port, log_level="warning")
+    if args.workers == 1:
+        uvicorn.run(create_app(settings, ctx=ctx), host=args.host, port=args.port, log_level="warning")
+        return 0
+    ctx.engine.dispose()
+    ctx.bus.close()
+    print(f"{args.workers} worker processes sharing events over {settings.redis_url}", flush=True)
+    # each worker builds its own context from the same environment (graphs from the cache, one database)
+    uvicorn.run(
+        "dispatch.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -118,6 +119,7 @@ async def _serve(ws: WebSocket, rt: Live, actor: Actor, client: Client, after: i
                 "unit_id": actor.unit_id,
                 "replay_from": after,
                 "heartbeat_timeout_s": rt.heartbeat_timeout_s,
+                "server_pid": os.getpid(),
                 "ack_timeout_s": rt.ack_timeout_s,
             }
         )

@@ -327,6 +327,7 @@ class Server:
     port: int = 0
     logs: list[Path] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # more DISPATCH_* settings
+    args: tuple[str, ...] = ()  # more `dispatch serve` options
 
     @property
     def base_url(self) -> str:
@@ -355,11 +356,13 @@ class Server:
             self.logs.append(log)
             with log.open("wb") as out:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "dispatch.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                    [sys.executable, "-m", "dispatch.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+                    + list(self.args),
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     cwd=self.directory,
+                    start_new_session=True,  # its own process group: kill() takes any worker processes too
                 )
             if self._wait_ready():
                 return self
@@ -383,9 +386,9 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, nothing gets flushed on the way out."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
         if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
 
     def log_text(self) -> str:
@@ -394,12 +397,13 @@ class Server:
 
 @pytest.fixture
 def start_server(graph_cache: Path, tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start a real server on a database (``start(db, DISPATCH_X="...")`` adds settings); each one is killed
+    """Start a real server on a database (``start(db, "--workers", "2", DISPATCH_X="...")`` adds options and
+    settings); each one is killed
     when the test ends, whatever happened."""
     servers: list[Server] = []
 
-    def start(db: Database, **env: str) -> Server:
-        server = Server(db, graph_cache, tmp_path, env=env)
+    def start(db: Database, *args: str, **env: str) -> Server:
+        server = Server(db, graph_cache, tmp_path, env=env, args=args)
         servers.append(server)
         return server.start()
 

@@ -396,3 +396,36 @@ def test_two_processes_share_events_over_redis(database: Database, start_server:
     for s in (a, b):
         stats = httpx.get(s.base_url + "/healthz").json()["live"]
         assert stats["last_seq"] >= last
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_serve_with_two_workers_on_one_address(database: Database, start_server: Callable[..., Server]) -> None:
+    """`dispatch serve --workers 2`: two processes behind one port; sockets land on either, and every one gets
+    every event."""
+    bus = {"DISPATCH_REDIS_URL": _redis_url(), "DISPATCH_REDIS_CHANNEL": f"dispatch-test-{uuid.uuid4().hex}"}
+    server = start_server(database, "--workers", "2", **bus)
+    with contextlib.ExitStack() as stack:
+        consoles: dict[int, ClientConnection] = {}
+        for _ in range(40):  # the kernel hands new connections to either worker
+            ws = stack.enter_context(connect(server.ws_url("/ws/console", "dispatcher")))
+            pid = hello(ws)["server_pid"]
+            consoles.setdefault(pid, ws)
+            if len(consoles) == 2:
+                break
+        assert len(consoles) == 2, "all 40 connections landed on one worker"
+        with server.client("dispatcher") as c:
+            inc = new_incident(c)
+        for ws in consoles.values():
+            until(ws, event("incident.created", incident_id=inc))
+
+
+def test_several_workers_need_redis(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DISPATCH_REDIS_URL"}
+    env["DISPATCH_DATABASE_URL"] = f"sqlite:///{tmp_path}/w.db"
+    r = subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", "serve", "--workers", "2"], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "needs DISPATCH_REDIS_URL" in r.stderr and "Traceback" not in r.stderr
