@@ -229,17 +229,29 @@ class Server:
     log_path: Path
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds of the server process so far."""
-        fields_ = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds of the server process and its worker processes so far."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields_ = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a process that just ended
+                continue
+            pid, ppid = int(stat.parent.name), int(fields_[1])
+            if self.proc.pid in (pid, ppid):
+                total += int(fields_[11]) + int(fields_[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def server(engine: str, url: str, cache_dir: Path, tmp: Path, tag: str) -> Iterator[Server]:
+def server(engine: str, url: str, cache_dir: Path, tmp: Path, tag: str, workers: int = 1) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "DISPATCH_DATABASE_URL": url, "DISPATCH_CACHE_DIR": str(cache_dir)}
     if engine == "ours":
         cmd = [sys.executable, "-m", "dispatch.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if workers > 1:  # several processes on the port, sharing events over the machine's Redis
+            cmd += ["--workers", str(workers)]
+            env.setdefault("DISPATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+            env["DISPATCH_REDIS_CHANNEL"] = f"bench-api-{os.getpid()}"
     else:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", "--port", str(port)]
     log_path = tmp / f"server-{tag}.log"
@@ -279,6 +291,7 @@ class Run:
     engine: str
     requests: int
     clients: int
+    workers: int = 1  # our server's processes
     rate: float = 0.0  # paced: incidents/s offered by all clients together (Poisson arrivals); 0: closed loop
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -311,6 +324,7 @@ class Run:
             "engine": self.engine,
             "requests": self.requests,
             "clients": self.clients,
+            "workers": self.workers,
             "load": self.load_model,
             "offered_per_s": self.rate or None,
             "ok": len(self.latencies),
@@ -565,7 +579,9 @@ def table(runs: list[Run]) -> str:
                 f"p50 {fmt_ratio(r.pct(50) / ours.pct(50))}, p99 {fmt_ratio(r.pct(99) / ours.pct(99))} slower; "
                 f"throughput {fmt_ratio(ours.throughput / r.throughput)} lower"
             )
-        name = "ours (CH)" if r.engine == "ours" else "networkx Dijkstra (baseline)"
+        name = "networkx Dijkstra (baseline)"
+        if r.engine == "ours":
+            name = "ours (CH)" if r.workers == 1 else f"ours (CH, {r.workers} processes)"
         lines.append(
             f"| {r.database} | {name} | {r.requests:,} | {r.clients} | {r.load_model} | {r.throughput:,.1f} "
             f"| {r.pct(50):.1f} "
@@ -602,6 +618,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.0,
         help="paced load: incidents/s offered by all clients together, Poisson arrivals (default 0: closed loop, "
         "each client sends its next call as soon as the last one is answered)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="our server's processes (dispatch serve --workers; >1 uses Redis)"
     )
     p.add_argument("--warmup", type=int, default=None, help="unmeasured requests first (default 5%%, at least 40)")
     p.add_argument("--quick", action="store_true", help="200 requests per server: a smoke run")
@@ -657,11 +676,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for db in databases:
             for engine in engines:
                 tag = f"{db}-{engine}"
-                run = Run(db, engine, args.requests, args.clients, rate=args.rate)
+                run = Run(
+                    db,
+                    engine,
+                    args.requests,
+                    args.clients,
+                    rate=args.rate,
+                    workers=args.workers if engine == "ours" else 1,
+                )
                 with fresh_database(db, tmp, tag) as url:
                     run.seeded = seed(url, routers)
                     t0 = time.perf_counter()
-                    with server(engine, url, cache_dir, tmp, tag) as srv:
+                    with server(engine, url, cache_dir, tmp, tag, args.workers if engine == "ours" else 1) as srv:
                         run.startup_s = time.perf_counter() - t0
                         log(
                             f"[{db} / {engine}] server pid {srv.proc.pid} up in {run.startup_s:.1f} s; "
