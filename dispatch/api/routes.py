@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, time
 from typing import Annotated, Any
 
@@ -45,6 +46,7 @@ def healthz(ctx: CtxDep, request: Request) -> dict[str, Any]:
         "database": ctx.engine.dialect.name,
         "graphs": {k: r.graph.n_nodes for k, r in ctx.routers.items()},
         "live": live.hub.stats() if live is not None else None,
+        "pid": os.getpid(),  # which server process answered (dispatch serve --workers N)
     }
 
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from routingkit_ch import ContractionHierarchy
 
 from dispatch.geo import _chkernels as K
-from dispatch.geo.graph import CLOSED_MS, F64, I32, RoadGraph
+from dispatch.geo.graph import CLOSED_MS, F64, I32, I64, RoadGraph
 
 MAGIC = 0x436F6E7448696572
 
@@ -35,6 +35,23 @@ class Seed:
 
 
 @dataclass(frozen=True)
+class Seeds:
+    """Many ways onto the graph, as arrays: graph node, time (ms) and metres to reach it."""
+
+    node: I64
+    cost_ms: F64
+    length_m: F64
+
+    @classmethod
+    def of(cls, seeds: Sequence[Seed]) -> Seeds:
+        return cls(
+            np.array([s.node for s in seeds], dtype=np.int64),
+            np.array([s.cost_ms for s in seeds], dtype=np.float64),
+            np.array([s.length_m for s in seeds], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
 class Found:
     """The fastest way found: ms and metres from the source's position, the graph arcs between the way on
     and the way off (when asked for), and the node where the two searches met."""
@@ -45,14 +62,25 @@ class Found:
     meet: int
 
 
+#: a CH arc: the node it leads to, its time (ms) and metres
+ARC = np.dtype([("head", np.int64), ("weight", np.float64), ("length_m", np.float64)])
+#: a search's label of one node: time (ms) and metres from the seeds, and the arc it was reached by
+LABEL = np.dtype([("dist", np.float64), ("length_m", np.float64), ("pred", np.int64)])
+#: forward searches many_to_one_times runs side by side, a row of labels each (~32 MB per million nodes)
+LANES = 2
+BACKWARD, FORWARD = 0, 1  # workspace rows: the backward search, then the forward one(s)
+HEAP_ROOM = 1024  # heap entries per row to begin with (the searches double it when one runs out)
+
+
 class _Workspace:
     def __init__(self, n: int) -> None:
-        self.dist = [np.full(n, np.inf), np.full(n, np.inf)]
-        self.lens = [np.zeros(n), np.zeros(n)]
-        self.pred = [np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)]
-        self.visited = [np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
-        self.hk = np.empty(1024)
-        self.hv = np.empty(1024, dtype=np.int64)
+        self.label = np.empty((1 + LANES, n), dtype=LABEL)
+        self.label["dist"] = np.inf
+        self.label["length_m"] = 0.0
+        self.label["pred"] = -1
+        self.visited = np.zeros((1 + LANES, n), dtype=np.int64)
+        self.hk = np.empty((1 + LANES, HEAP_ROOM))
+        self.hv = np.empty((1 + LANES, HEAP_ROOM), dtype=np.int64)
         self.out = np.empty(n + 1, dtype=np.int64)
 
 
@@ -63,12 +91,12 @@ class CHIndex:
         data = np.frombuffer(raw if isinstance(raw, bytes) else Path(raw).read_bytes(), dtype=np.uint8)
         self._parse(data)
         self.arc_ids = arc_ids  # CH input arc i is graph arc arc_ids[i]
-        self.fw_len, self.bw_len = K.arc_lengths(
-            self.fw_w,
+        self.fw["length_m"], self.bw["length_m"] = K.arc_lengths(
+            np.ascontiguousarray(self.fw["weight"]),
             self.fw_orig,
             self.fw_first,
             self.fw_second,
-            self.bw_w,
+            np.ascontiguousarray(self.bw["weight"]),
             self.bw_orig,
             self.bw_first,
             self.bw_second,
@@ -96,17 +124,26 @@ class CHIndex:
             pos += size
             return out
 
+        def arcs(count: int) -> npt.NDArray[np.void]:
+            out = np.empty(count, dtype=ARC)
+            out["head"] = take(count)
+            out["weight"] = take(count)
+            out["length_m"] = 0.0  # set from the input arcs once parsed
+            return out
+
         self.n = n
         self.rank = take(n)
-        self.fw_first_out, self.fw_head, self.fw_w = take(n + 1), take(nf), take(nf).astype(np.float64)
+        fw_first_out, self.fw = take(n + 1), arcs(nf)
         self.fw_orig, self.fw_first, self.fw_second = bits(nf), take(nf), take(nf)
-        self.bw_first_out, self.bw_head, self.bw_w = take(n + 1), take(nb), take(nb).astype(np.float64)
+        bw_first_out, self.bw = take(n + 1), arcs(nb)
         self.bw_orig, self.bw_first, self.bw_second = bits(nb), take(nb), take(nb)
         if pos != len(data):
             raise CHFormatError(f"contraction hierarchy file size {len(data)} does not match its header ({pos})")
+        self.first_out = np.stack([fw_first_out, bw_first_out], axis=1)  # arcs leaving x: [x, 0] fw, [x, 1] bw
+        self.max_out = int(np.diff(self.first_out, axis=0).max(initial=0))  # arcs leaving one node, at most
         self.order = np.argsort(self.rank)
-        self.fw_tail = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.fw_first_out))
-        self.bw_tail = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.bw_first_out))
+        self.fw_tail = np.repeat(np.arange(n, dtype=np.int64), np.diff(fw_first_out))
+        self.bw_tail = np.repeat(np.arange(n, dtype=np.int64), np.diff(bw_first_out))
         self.raw = data
 
     @classmethod
@@ -138,45 +175,55 @@ class CHIndex:
         with self._pool_lock:
             self._pool.append(ws)
 
-    def _search(self, ws: _Workspace, side: int, seeds: Sequence[Seed], meet: bool) -> tuple[int, float, int, float]:
-        fw = (self.fw_first_out, self.fw_head, self.fw_w, self.fw_len)
-        bw = (self.bw_first_out, self.bw_head, self.bw_w, self.bw_len)
-        g, opp = (fw, bw) if side == 0 else (bw, fw)
-        s_nodes = np.array([self.rank[s.node] for s in seeds], dtype=np.int64)
-        s_cost = np.array([s.cost_ms for s in seeds], dtype=np.float64)
-        s_len = np.array([s.length_m for s in seeds], dtype=np.float64)
-        nvis, best, best_node, best_len, ws.hk, ws.hv = K.upward_search(
-            g[0],
-            g[1],
-            g[2],
-            g[3],
-            s_nodes,
-            s_cost,
-            s_len,
-            ws.dist[side],
-            ws.lens[side],
-            ws.pred[side],
-            ws.visited[side],
-            ws.hk,
-            ws.hv,
-            ws.dist[1],
-            ws.lens[1],
-            meet,
-            opp[0],
-            opp[1],
-            opp[2],
-        )
-        return int(nvis), float(best), int(best_node), float(best_len)
+    def _search(self, ws: _Workspace, own: int, seeds: Sequence[Seed], meet: bool) -> tuple[int, float, int, float]:
+        """One upward search (own 0: forward, in the workspace's forward row; 1: backward, in its backward row),
+        meeting the backward row's labels with ``meet``: (nodes labelled, best time, meeting rank, metres)."""
+        row = FORWARD if own == 0 else BACKWARD
+        arcs, opp = (self.fw, self.bw) if own == 0 else (self.bw, self.fw)
+        s = Seeds.of(seeds)
+        while True:
+            best, metres, node, nvis, full = K.searches(
+                self.first_out,
+                own,
+                arcs,
+                opp,
+                self.max_out,
+                self.rank[s.node],
+                s.cost_ms,
+                s.length_m,
+                np.array([0, len(seeds)]),
+                ws.label,
+                ws.visited,
+                ws.hk,
+                ws.hv,
+                row,
+                row + 1,
+                BACKWARD,
+                meet,
+            )
+            if not full:
+                return int(nvis[row]), float(best[0]), int(node[0]), float(metres[0])
+            K.reset(ws.label, ws.visited, row, nvis[row])
+            ws.hk, ws.hv = K.grow(ws.hk, ws.hv)
 
-    def _reset(self, ws: _Workspace, side: int, nvis: int) -> None:
-        K.reset(ws.dist[side], ws.lens[side], ws.pred[side], ws.visited[side], nvis)
+    def _reset(self, ws: _Workspace, own: int, nvis: int) -> None:
+        K.reset(ws.label, ws.visited, FORWARD if own == 0 else BACKWARD, nvis)
 
     def many_to_one(
         self, sources: Sequence[Sequence[Seed]], targets: Sequence[Seed], *, with_paths: bool = False
     ) -> list[Found | None]:
         """For each source (its ways onto the graph), the fastest way to the target's ways off the graph
-        (None where unreachable). One backward search serves every source; without paths, all the forward
-        searches run in one compiled call."""
+        (None where unreachable). One backward search serves every source; without paths, all the searches
+        run in one compiled call (:meth:`many_to_one_times`)."""
+        if not with_paths:
+            flat = [s for seeds in sources for s in seeds]
+            offsets = np.zeros(len(sources) + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum([len(seeds) for seeds in sources])
+            best_t, best_l, best_n = self.many_to_one_times(Seeds.of(flat), offsets, Seeds.of(targets))
+            return [
+                Found(t, length, None, node) if node >= 0 else None
+                for t, length, node in zip(best_t.tolist(), best_l.tolist(), best_n.tolist(), strict=True)
+            ]
         ws = self._workspace()
         out: list[Found | None] = []
         nb = 0
@@ -184,35 +231,6 @@ class CHIndex:
             if not targets:
                 return [None] * len(sources)
             nb, _, _, _ = self._search(ws, 1, targets, False)
-            if not with_paths:
-                flat = [s for seeds in sources for s in seeds]
-                offsets = np.zeros(len(sources) + 1, dtype=np.int64)
-                offsets[1:] = np.cumsum([len(seeds) for seeds in sources])
-                best_t, best_l, best_n, ws.hk, ws.hv = K.many_forward(
-                    self.fw_first_out,
-                    self.fw_head,
-                    self.fw_w,
-                    self.fw_len,
-                    self.bw_first_out,
-                    self.bw_head,
-                    self.bw_w,
-                    self.rank[np.array([s.node for s in flat], dtype=np.int64)] if flat else np.zeros(0, np.int64),
-                    np.array([s.cost_ms for s in flat], dtype=np.float64),
-                    np.array([s.length_m for s in flat], dtype=np.float64),
-                    offsets,
-                    ws.dist[0],
-                    ws.lens[0],
-                    ws.pred[0],
-                    ws.visited[0],
-                    ws.hk,
-                    ws.hv,
-                    ws.dist[1],
-                    ws.lens[1],
-                )
-                for t, length, node in zip(best_t.tolist(), best_l.tolist(), best_n.tolist(), strict=True):
-                    ok = node >= 0 and t != float("inf")
-                    out.append(Found(t, length, None, int(self.order[node])) if ok else None)
-                return out
             for seeds in sources:
                 if not seeds:
                     out.append(None)
@@ -228,13 +246,45 @@ class CHIndex:
             self._release(ws)
         return out
 
+    def many_to_one_times(self, sources: Seeds, offsets: I64, target: Seeds) -> tuple[F64, F64, I64]:
+        """Time (ms) and metres of the fastest way from each source to the target, and the node where the
+        searches met: inf, 0 and -1 where unreachable. Source i's ways onto the graph are
+        ``sources[offsets[i]:offsets[i + 1]]``; one compiled call runs the backward search and all the
+        forward ones."""
+        ws = self._workspace()
+        try:
+            best_t, best_l, best_n, ws.hk, ws.hv = K.many_to_one(
+                self.first_out,
+                self.fw,
+                self.bw,
+                self.max_out,
+                self.rank[target.node],
+                target.cost_ms,
+                target.length_m,
+                self.rank[sources.node],
+                sources.cost_ms,
+                sources.length_m,
+                offsets,
+                ws.label,
+                ws.visited,
+                ws.hk,
+                ws.hv,
+            )
+        finally:
+            self._release(ws)
+        reached = (best_n >= 0) & (best_t != np.inf)
+        best_n[reached] = self.order[best_n[reached]]
+        best_n[~reached] = -1
+        return best_t, best_l, best_n
+
     def _path(self, ws: _Workspace, meet: int) -> list[int]:
         """Graph arcs of the path through ``meet``: the forward tree back to the source, then the backward
         tree down to the target, every shortcut unpacked."""
+        pred_f, pred_b = ws.label[FORWARD]["pred"], ws.label[BACKWARD]["pred"]
         chain_f: list[int] = []
         x = meet
-        while ws.pred[0][x] >= 0:
-            a = int(ws.pred[0][x])
+        while pred_f[x] >= 0:
+            a = int(pred_f[x])
             chain_f.append(a)
             x = int(self.fw_tail[a])
         shortcuts = (self.fw_orig, self.fw_first, self.fw_second, self.bw_orig, self.bw_first, self.bw_second)
@@ -242,8 +292,8 @@ class CHIndex:
         for a in reversed(chain_f):
             n = K.unpack(a, True, *shortcuts, ws.out, n)
         x = meet
-        while ws.pred[1][x] >= 0:
-            a = int(ws.pred[1][x])
+        while pred_b[x] >= 0:
+            a = int(pred_b[x])
             n = K.unpack(a, False, *shortcuts, ws.out, n)
             x = int(self.bw_tail[a])
         arcs: list[int] = self.arc_ids[ws.out[:n]].astype(np.int64).tolist()

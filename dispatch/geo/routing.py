@@ -18,10 +18,10 @@ import numpy.typing as npt
 
 from dispatch.core.errors import DispatchError, InvalidInput, NoRoute, OutsideCoverage
 from dispatch.core.types import LatLon
-from dispatch.geo.ch import CHIndex, Seed
+from dispatch.geo.ch import CHIndex, Seed, Seeds
 from dispatch.geo.dijkstra import DijkstraGraph
-from dispatch.geo.graph import CLOSED_MS, F64, RoadGraph
-from dispatch.geo.snap import DEFAULT_MAX_SNAP_M, Snap, Snapper
+from dispatch.geo.graph import CLOSED_MS, F64, I64, RoadGraph
+from dispatch.geo.snap import DEFAULT_MAX_SNAP_M, Located, Snap, Snapper
 
 Engine = Literal["auto", "ch", "dijkstra"]
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -190,41 +190,60 @@ class Router:
     def snap(self, point: LatLon, *, at: When = None) -> Snap:
         return self.snapper.snap(point, usable=self.usable_edges(self.period(at)))
 
+    def _ways(
+        self, edge: I64, fraction: F64, w: npt.NDArray[np.int32], *, arriving: bool
+    ) -> tuple[I64, F64, F64, I64, npt.NDArray[np.bool_]]:
+        """Both ways between each snapped position and its edge's ends, as (n, 2) arrays, along the edge then
+        against it: the node, ms, metres and arc, and whether the arc is open. Leaving a position runs to the
+        arc's head; arriving comes from its tail."""
+        g = self.graph
+        arc = np.stack([g.edge_fwd_arc[edge], g.edge_bwd_arc[edge]], axis=1).astype(np.int64)
+        a = np.maximum(arc, 0)
+        is_open = (arc >= 0) & (w[a] != CLOSED_MS)
+        # the part of each arc between the position and the node
+        part = np.stack([fraction, 1 - fraction], axis=1) if arriving else np.stack([1 - fraction, fraction], axis=1)
+        node = (g.arc_tail if arriving else g.arc_head)[a].astype(np.int64)
+        return node, part * w[a], part * g.arc_length_m[a], arc, is_open
+
+    def _ends_of(self, snap: Snap, w: npt.NDArray[np.int32], *, arriving: bool) -> list[End]:
+        node, cost, length, arc, is_open = self._ways(
+            np.array([snap.edge]), np.array([snap.fraction]), w, arriving=arriving
+        )
+        return [
+            End(int(node[0, k]), float(cost[0, k]), float(length[0, k]), int(arc[0, k]), k == 1)
+            for k in (0, 1)
+            if is_open[0, k]
+        ]
+
     def starts(self, snap: Snap, w: npt.NDArray[np.int32]) -> list[End]:
         """Ways to leave a snapped position: along the edge to its end, or against it to its start."""
-        g, e, f = self.graph, snap.edge, snap.fraction
-        out = []
-        fa, ba = int(g.edge_fwd_arc[e]), int(g.edge_bwd_arc[e])
-        if fa >= 0 and w[fa] != CLOSED_MS:
-            out.append(End(int(g.arc_head[fa]), (1 - f) * w[fa], (1 - f) * g.arc_length_m[fa], fa, False))
-        if ba >= 0 and w[ba] != CLOSED_MS:
-            out.append(End(int(g.arc_head[ba]), f * w[ba], f * g.arc_length_m[ba], ba, True))
-        return out
+        return self._ends_of(snap, w, arriving=False)
 
     def ends(self, snap: Snap, w: npt.NDArray[np.int32]) -> list[End]:
         """Ways to arrive at a snapped position: from the edge's start along it, or from its end against it."""
-        g, e, f = self.graph, snap.edge, snap.fraction
-        out = []
-        fa, ba = int(g.edge_fwd_arc[e]), int(g.edge_bwd_arc[e])
-        if fa >= 0 and w[fa] != CLOSED_MS:
-            out.append(End(int(g.arc_tail[fa]), f * w[fa], f * g.arc_length_m[fa], fa, False))
-        if ba >= 0 and w[ba] != CLOSED_MS:
-            out.append(End(int(g.arc_tail[ba]), (1 - f) * w[ba], (1 - f) * g.arc_length_m[ba], ba, True))
-        return out
+        return self._ends_of(snap, w, arriving=True)
+
+    def _directs(
+        self, edge: I64, fraction: F64, d_edge: int, d_fraction: float, w: npt.NDArray[np.int32]
+    ) -> tuple[F64, F64, I64]:
+        """Direct travel from each position to one on ``d_edge`` along that edge, no junction passed: ms, metres
+        and arc (inf, 0, -1 where the positions are not on that edge, or its way between them is closed)."""
+        g = self.graph
+        fa, ba = int(g.edge_fwd_arc[d_edge]), int(g.edge_bwd_arc[d_edge])
+        same = edge == d_edge
+        along = same & (d_fraction >= fraction) & (fa >= 0 and w[fa] != CLOSED_MS)
+        against = same & ~along & (d_fraction <= fraction) & (ba >= 0 and w[ba] != CLOSED_MS)
+        k = np.where(along, d_fraction - fraction, fraction - d_fraction)
+        fa, ba = max(fa, 0), max(ba, 0)
+        ms = np.where(along, k * w[fa], np.where(against, k * w[ba], np.inf))
+        metres = np.where(along, k * g.arc_length_m[fa], np.where(against, k * g.arc_length_m[ba], 0.0))
+        arc = np.where(along, fa, np.where(against, ba, -1))
+        return ms, metres, arc
 
     def _same_edge(self, o: Snap, d: Snap, w: npt.NDArray[np.int32]) -> tuple[float, float, int] | None:
         """Direct travel along one edge (no junction passed): (ms, metres, arc)."""
-        if o.edge != d.edge:
-            return None
-        g = self.graph
-        fa, ba = int(g.edge_fwd_arc[o.edge]), int(g.edge_bwd_arc[o.edge])
-        if d.fraction >= o.fraction and fa >= 0 and w[fa] != CLOSED_MS:
-            k = d.fraction - o.fraction
-            return k * w[fa], k * g.arc_length_m[fa], fa
-        if d.fraction <= o.fraction and ba >= 0 and w[ba] != CLOSED_MS:
-            k = o.fraction - d.fraction
-            return k * w[ba], k * g.arc_length_m[ba], ba
-        return None
+        ms, metres, arc = self._directs(np.array([o.edge]), np.array([o.fraction]), d.edge, d.fraction, w)
+        return None if arc[0] < 0 else (float(ms[0]), float(metres[0]), int(arc[0]))
 
     # ---- the contraction-hierarchy path, checked against closures ---------------------------------------------
     def _ch_many(
@@ -281,19 +300,60 @@ class Router:
         w = self.weights(period)
         usable = self.usable_edges(period)
         # one snapping pass for the patient and every unit
-        first, *snaps = self.snapper.snap_many([destination, *origins], usable=usable)
-        if isinstance(first, OutsideCoverage):
-            raise first
-        dest = first
+        points = [destination, *origins]
+        loc = self.snapper.locate(points, usable=usable)
+        if loc.edge[0] < 0:
+            raise self.snapper.outside(destination, loc.geoms[0], usable)
+        if eng == "ch" and not self._any_closed:
+            time_ms, metres = self._rank_ch(self.chs[period], loc, w)
+        else:
+            time_ms, metres = self._rank_checked(period, eng, self.snapper.snaps(points, loc, usable), w)
+        out: list[Leg | DispatchError] = []
+        rows = zip(loc.edge[1:].tolist(), time_ms.tolist(), metres.tolist(), strict=True)
+        for i, (e, t, m) in enumerate(rows, start=1):
+            if e < 0:
+                out.append(self.snapper.outside(points[i], loc.geoms[i], usable))
+            elif t == np.inf:
+                out.append(
+                    NoRoute(
+                        f"no drivable route from {points[i].lat:.6f},{points[i].lon:.6f} to "
+                        f"{destination.lat:.6f},{destination.lon:.6f} (one-way streets or closed roads)"
+                    )
+                )
+            else:
+                out.append(Leg(eta_s=_seconds(t), distance_m=m))
+        return out
+
+    def _rank_ch(self, ch: CHIndex, loc: Located, w: npt.NDArray[np.int32]) -> tuple[F64, F64]:
+        """Time (ms; inf where there is no way) and metres from every origin (``loc`` after the first) to the
+        destination (the first) by the hierarchy, with no closure to check the paths against: arrays in, one
+        compiled search call."""
+        edge, fraction = loc.edge[1:], loc.fraction[1:]
+        node, cost, length, _, way = self._ways(np.maximum(edge, 0), fraction, w, arriving=False)
+        way &= (edge >= 0)[:, None]
+        offsets = np.zeros(len(edge) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(way.sum(axis=1))
+        t_node, t_cost, t_length, _, t_way = self._ways(loc.edge[:1], loc.fraction[:1], w, arriving=True)
+        time_ms, metres, _ = ch.many_to_one_times(
+            Seeds(node[way], cost[way], length[way]), offsets, Seeds(t_node[t_way], t_cost[t_way], t_length[t_way])
+        )
+        d_ms, d_metres, _ = self._directs(edge, fraction, int(loc.edge[0]), float(loc.fraction[0]), w)
+        direct = d_ms <= time_ms  # where neither way exists, both are inf
+        return np.where(direct, d_ms, time_ms), np.where(direct, d_metres, metres)
+
+    def _rank_checked(
+        self, period: int, eng: Literal["ch", "dijkstra"], snaps: list[Snap | OutsideCoverage], w: npt.NDArray[np.int32]
+    ) -> tuple[F64, F64]:
+        """As :meth:`_rank_ch`, from the snaps, by the hierarchy checked against closures (Dijkstra for the
+        origins whose path runs over a closed road) or by Dijkstra alone."""
+        dest, origins = snaps[0], snaps[1:]
+        assert isinstance(dest, Snap)
+        time_ms, metres = np.full(len(origins), np.inf), np.zeros(len(origins))
         d_ends = self.ends(dest, w)
-        results: list[Leg | DispatchError | None] = [None] * len(snaps)
-        on_road = [i for i, s in enumerate(snaps) if isinstance(s, Snap)]
-        for i, s in enumerate(snaps):
-            if isinstance(s, OutsideCoverage):
-                results[i] = s
+        on_road = [i for i, s in enumerate(origins) if isinstance(s, Snap)]
         pending: list[int] = []  # origins the Dijkstra pass answers
         if eng == "ch" and on_road:
-            road = [snaps[i] for i in on_road]
+            road = [origins[i] for i in on_road]
             found = self._ch_many(
                 self.chs[period],
                 [self.starts(s, w) for s in road if isinstance(s, Snap)],
@@ -301,12 +361,11 @@ class Router:
                 [self._same_edge(s, dest, w) for s in road if isinstance(s, Snap)],
                 need_arcs=False,
             )
-            for i, s, best in zip(on_road, road, found, strict=True):
-                assert isinstance(s, Snap)
+            for i, best in zip(on_road, found, strict=True):
                 if best == "closed":
                     pending.append(i)
-                else:
-                    results[i] = self._leg(best, s, dest)
+                elif best is not None:
+                    time_ms[i], metres[i] = best.time_ms, best.length_m
         else:
             pending = on_road
         if pending:
@@ -315,7 +374,7 @@ class Router:
             dist, pred = dg.search(roots, reverse=True)
             lengths = [dg.tree_lengths(r, pred[k], reverse=True) for k, r in enumerate(roots)]
             for i in pending:
-                s = snaps[i]
+                s = origins[i]
                 assert isinstance(s, Snap)
                 direct = self._same_edge(s, dest, w)
                 best = _Best(direct[0], direct[1], None, [], None) if direct is not None else None
@@ -324,16 +383,9 @@ class Router:
                         t = a.cost_ms + dist[k, a.node] + b.cost_ms
                         if np.isfinite(t) and (best is None or t < best.time_ms):
                             best = _Best(float(t), a.length_m + float(lengths[k][a.node]) + b.length_m, a, [], b)
-                results[i] = self._leg(best, s, dest)
-        return [r for r in results if r is not None]
-
-    def _leg(self, best: _Best | None, o: Snap, d: Snap) -> Leg | DispatchError:
-        if best is None:
-            return NoRoute(
-                f"no drivable route from {o.query.lat:.6f},{o.query.lon:.6f} to "
-                f"{d.query.lat:.6f},{d.query.lon:.6f} (one-way streets or closed roads)"
-            )
-        return Leg(eta_s=_seconds(best.time_ms), distance_m=best.length_m)
+                if best is not None:
+                    time_ms[i], metres[i] = best.time_ms, best.length_m
+        return time_ms, metres
 
     # ---- one route with geometry and steps -------------------------------------------------------------------
     def route(self, origin: LatLon, destination: LatLon, *, at: When = None, engine: Engine = "auto") -> Route:

@@ -404,15 +404,20 @@ def test_serve_with_two_workers_on_one_address(database: Database, start_server:
     every event."""
     bus = {"DISPATCH_REDIS_URL": _redis_url(), "DISPATCH_REDIS_CHANNEL": f"dispatch-test-{uuid.uuid4().hex}"}
     server = start_server(database, "--workers", "2", **bus)
+    pids, deadline = set(), time.monotonic() + 120
+    while len(pids) < 2 and time.monotonic() < deadline:  # the second worker may still be loading
+        with httpx.Client() as fresh:  # a new connection each time, so either worker may take it
+            pids.add(fresh.get(server.base_url + "/healthz").json()["pid"])
+    assert len(pids) == 2, "only one worker ever answered /healthz"
     with contextlib.ExitStack() as stack:
         consoles: dict[int, ClientConnection] = {}
-        for _ in range(40):  # the kernel hands new connections to either worker
+        for _ in range(200):  # the kernel hands new connections to either worker
             ws = stack.enter_context(connect(server.ws_url("/ws/console", "dispatcher")))
             pid = hello(ws)["server_pid"]
             consoles.setdefault(pid, ws)
             if len(consoles) == 2:
                 break
-        assert len(consoles) == 2, "all 40 connections landed on one worker"
+        assert len(consoles) == 2, "all 200 connections landed on one worker"
         with server.client("dispatcher") as c:
             inc = new_incident(c)
         for ws in consoles.values():

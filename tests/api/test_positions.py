@@ -68,8 +68,14 @@ def events(api: Api, kind: str) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def bus_messages(api: Api) -> Iterator[list[dict[str, Any]]]:
+    """What the bus carries meanwhile, but the phone's presence (a fix also says the phone is connected)."""
     got: list[dict[str, Any]] = []
-    unsubscribe = api.ctx.bus.subscribe(got.append)
+
+    def keep(m: dict[str, Any]) -> None:
+        if m["kind"] not in ("unit.connected", "unit.disconnected"):
+            got.append(m)
+
+    unsubscribe = api.ctx.bus.subscribe(keep)
     try:
         yield got
     finally:
