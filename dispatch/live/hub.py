@@ -156,11 +156,13 @@ class Hub:
         latest_seq: Callable[[], int],
         events_after: Callable[[int, int], list[dict[str, Any]]],
         on_live: Callable[[dict[str, Any]], object] | None = None,
+        on_event: Callable[[dict[str, Any]], object] | None = None,
         queue_max: int = 1000,
     ) -> None:
         self._latest_seq = latest_seq
         self._events_after = events_after
         self._on_live = on_live
+        self._on_event = on_event
         self.queue_max = queue_max
         self.clients: set[Client] = set()
         self.last_seq = 0
@@ -264,6 +266,11 @@ class Hub:
 
     def _fanout(self, msg: dict[str, Any]) -> None:
         self.delivered += 1
+        if self._on_event is not None and msg.get("seq") is not None:
+            try:
+                self._on_event(msg)
+            except Exception:  # noqa: BLE001 - one bad event must not stop the delivery of the others
+                log.exception("handling event %s failed", msg.get("seq"))
         seq = msg.get("seq")
         text: str | None = None
         for c in list(self.clients):

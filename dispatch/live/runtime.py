@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from dispatch.db.models import Event
 from dispatch.live.hub import Hub, as_message
-from dispatch.services import presence
+from dispatch.services import closures, presence
 from dispatch.services.context import Ctx, event_message
 from dispatch.services.incidents import events_after
 
@@ -39,11 +39,22 @@ class Live:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         #: a phone's "seen" time is written at most this often while it stays connected
         self.seen_every_s = min(15.0, heartbeat_timeout_s / 6)
-        self.hub = Hub(latest_seq=self.latest_seq, events_after=self.events_after, on_live=on_live, queue_max=queue_max)
+        self.hub = Hub(
+            latest_seq=self.latest_seq,
+            events_after=self.events_after,
+            on_live=on_live,
+            on_event=self._on_event,
+            queue_max=queue_max,
+        )
         self._seen: dict[int, float] = {}
         self._resent: dict[tuple[int, int], float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
+
+    def _on_event(self, msg: dict[str, Any]) -> None:
+        """Logged events that change this process's state: road closures made through another process."""
+        if msg.get("kind") in ("road.closed", "road.reopened"):
+            closures.follow(self.ctx, msg)
 
     def latest_seq(self) -> int:
         with self.ctx.reader() as s:

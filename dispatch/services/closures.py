@@ -9,26 +9,40 @@ from sqlmodel import col, select
 from dispatch.core.errors import InvalidInput, NotFound
 from dispatch.core.types import LatLon
 from dispatch.db.models import RoadClosure
+from dispatch.geo.routing import Router
 from dispatch.services.context import Actor, Ctx, unit_of_work
 from dispatch.services.incidents import DISPATCHING_ROLES, require
 
 
 def _apply(ctx: Ctx, c: RoadClosure) -> dict[str, int]:
-    """Close it on every graph; returns the number of road segments closed per vehicle."""
+    """Close it on every graph (once: the creating process and its own bus may both ask); returns the number
+    of road segments closed per vehicle."""
     assert c.id is not None
     closed: dict[str, int] = {}
-    for vehicle, router in ctx.routers.items():
-        try:
-            if c.kind == "segment":
-                assert c.lat is not None and c.lon is not None
-                rc = router.close_near(LatLon(c.lat, c.lon), reason=c.reason, closure_id=c.id)
-            else:
-                assert c.area is not None
-                rc = router.close_area(c.area, reason=c.reason, closure_id=c.id)
-        except InvalidInput:
-            continue  # this vehicle's graph has no road there
-        closed[vehicle] = len(rc.edges)
+    with ctx.state_lock:
+        for vehicle, router in ctx.routers.items():
+            done = next((rc for rc in router.closures() if rc.id == c.id), None)
+            if done is not None:
+                closed[vehicle] = len(done.edges)
+                continue
+            n = _close(router, c)
+            if n is not None:
+                closed[vehicle] = n
     return closed
+
+
+def _close(router: Router, c: RoadClosure) -> int | None:
+    """Close ``c`` on one graph; the number of road segments closed, None when that graph has no road there."""
+    try:
+        if c.kind == "segment":
+            assert c.lat is not None and c.lon is not None
+            rc = router.close_near(LatLon(c.lat, c.lon), reason=c.reason, closure_id=c.id)
+        else:
+            assert c.area is not None
+            rc = router.close_area(c.area, reason=c.reason, closure_id=c.id)
+    except InvalidInput:
+        return None
+    return len(rc.edges)
 
 
 def create_closure(
@@ -78,10 +92,37 @@ def reopen_closure(ctx: Ctx, *, actor: Actor, closure_id: int) -> RoadClosure:
         c.reopened_at, c.reopened_by = uow.now, actor.name
         uow.session.add(c)
         uow.emit("road.reopened", closure_id=closure_id)
-    for router in ctx.routers.values():
-        if any(rc.id == closure_id for rc in router.closures()):
-            router.reopen(closure_id)
+    _lift(ctx, closure_id)
     return c
+
+
+def _lift(ctx: Ctx, closure_id: int) -> None:
+    with ctx.state_lock:
+        for router in ctx.routers.values():
+            if any(rc.id == closure_id for rc in router.closures()):
+                router.reopen(closure_id)
+
+
+def follow(ctx: Ctx, event: dict[str, Any]) -> None:
+    """Apply a closure that another server process made or lifted: its event came over the bus."""
+    data = event.get("data") or {}
+    closure_id = data.get("closure_id")
+    if not isinstance(closure_id, int):
+        return
+    if event.get("kind") == "road.closed":
+        c = RoadClosure(
+            id=closure_id,
+            kind=data.get("closure_kind", "segment"),
+            reason=data.get("reason", ""),
+            lat=data.get("lat"),
+            lon=data.get("lon"),
+            area=data.get("area"),
+            created_by=event.get("actor", ""),
+            created_at=ctx.clock(),
+        )
+        _apply(ctx, c)
+    elif event.get("kind") == "road.reopened":
+        _lift(ctx, closure_id)
 
 
 def list_closures(ctx: Ctx, *, active_only: bool = True) -> list[RoadClosure]:

@@ -396,6 +396,26 @@ def test_two_processes_share_events_over_redis(database: Database, start_server:
     for s in (a, b):
         stats = httpx.get(s.base_url + "/healthz").json()["live"]
         assert stats["last_seq"] >= last
+    # a road closed through A is avoided by B's next route, and reopened through A is used again
+    with a.client("dispatcher") as via_a, b.client("dispatcher") as via_b:
+        trip = {"from": "21.0287,105.8524", "to": "21.0368,105.8342", "at": "10:00"}
+        before = via_b.get("/route", params=trip).json()
+        coords = before["geometry"]["coordinates"]
+        k = len(coords) // 2
+        lon, lat = (coords[k][0] + coords[k + 1][0]) / 2, (coords[k][1] + coords[k + 1][1]) / 2
+        closure = via_a.post("/closures", json={"reason": "flooding", "lat": lat, "lon": lon}).json()
+        assert _soon(lambda: via_b.get("/route", params=trip).json()["eta_s"] > before["eta_s"])
+        assert via_a.post(f"/closures/{closure['id']}/reopen").status_code == 200
+        assert _soon(lambda: via_b.get("/route", params=trip).json()["eta_s"] == before["eta_s"])
+
+
+def _soon(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
