@@ -534,18 +534,21 @@ class Console:
 async def console_reader(ws: ClientConnection, st: Console) -> None:
     with contextlib.suppress(Exception):
         async for raw in ws:
-            if '"kind":"unit.position"' not in raw:
+            if '"kind":"unit.position' not in raw:
                 continue
             now = time.time()
             m = json.loads(raw)
-            at = datetime.fromisoformat(m["data"]["position_at"]).timestamp()
-            unit = m["unit_id"]
-            if at <= st.last.get(unit, 0.0):
-                st.duplicates += 1  # a crew sends its fixes one by one, so each console gets them in order
-                continue
-            st.last[unit] = at
-            st.count += 1
-            st.delays.append(now - at)
+            # live fixes come batched (kind unit.positions, every 0.1 s); stored ones one by one (unit.position)
+            fixes = m["data"]["fixes"] if m["kind"] == "unit.positions" else [{**m["data"], "unit_id": m["unit_id"]}]
+            for fix in fixes:
+                at = datetime.fromisoformat(fix["position_at"]).timestamp()
+                unit = fix["unit_id"]
+                if at <= st.last.get(unit, 0.0):
+                    st.duplicates += 1  # a crew sends its fixes one by one, so each console gets them in order
+                    continue
+                st.last[unit] = at
+                st.count += 1
+                st.delays.append(now - at)
 
 
 def stuck_console(url: str, port: int) -> socket.socket:

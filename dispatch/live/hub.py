@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 GAP_WAIT_S = 0.3  # how long an event waits for earlier ones before the hub reads them from the database
 POLL_S = 1.0  # how often the hub checks the database for events the bus did not bring
+#: live position fixes are sent to the consoles together, one message per this many seconds: 300 units
+#: reporting every second to 50 consoles is 15,000 messages a second one by one, 500 batched
+POSITION_BATCH_S = 0.1
 CLOSE_TOO_SLOW = 4008  # websocket close code: the client fell behind
 #: how long a cut-off client's socket gets to take the close frame (behind what is still buffered for it);
 #: a socket that stays stuck is dropped by the server's websocket pings
@@ -174,6 +177,7 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._filling = False
+        self._fixes: list[dict[str, Any]] = []
 
     # -- the bus side ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,6 +187,7 @@ class Hub:
         self._early = {s: m for s, m in self._early.items() if s > self.last_seq}
         self._drain()
         self._tasks.append(self._loop.create_task(self._poll(), name="hub-poll"))
+        self._tasks.append(self._loop.create_task(self._flush_fixes(), name="hub-positions"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -208,7 +213,12 @@ class Hub:
         if seq is None:
             if self._on_live is not None:
                 self._on_live(msg)
-            self._fanout(msg)
+            if msg.get("kind") == "unit.position":
+                self._fixes.append(
+                    {"unit_id": msg.get("unit_id"), "incident_id": msg.get("incident_id"), **msg["data"]}
+                )
+            else:
+                self._fanout(msg)
             return
         if seq <= self.last_seq or self._loop is None:
             if self._loop is None:
@@ -227,6 +237,23 @@ class Hub:
             self._gap_since = None
         elif self._gap_since is None and self._loop is not None:
             self._gap_since = self._loop.time()
+
+    async def _flush_fixes(self) -> None:
+        """Every ``POSITION_BATCH_S``: the live fixes received meanwhile, as one ``unit.positions`` message to
+        each console (crews do not get other units' positions)."""
+        while True:
+            await asyncio.sleep(POSITION_BATCH_S)
+            if self._fixes:
+                fixes, self._fixes = self._fixes, []
+                self._fanout(
+                    {
+                        "seq": None,
+                        "kind": "unit.positions",
+                        "unit_id": None,
+                        "incident_id": None,
+                        "data": {"fixes": fixes},
+                    }
+                )
 
     async def _poll(self) -> None:
         """Fill gaps the bus left: a late or lost message, or one published while Redis was away."""

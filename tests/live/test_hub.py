@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from dispatch.live.hub import GAP_WAIT_S, Hub
+from dispatch.live.hub import GAP_WAIT_S, POSITION_BATCH_S, Hub
 
 
 class Log:
@@ -128,6 +128,33 @@ def test_a_stuck_client_is_cut_off_and_the_others_keep_getting_everything() -> N
         assert slow.closed is not None and "fell behind: 5 messages waiting" in slow.closed
         assert stuck.closed is not None and stuck.closed[0] == 4008
         assert hub.cut_offs == 1
+        await hub.stop()
+
+    asyncio.run(run())
+
+
+def test_live_fixes_reach_consoles_batched_and_crews_not_at_all() -> None:
+    async def run() -> None:
+        log = Log()
+        hub = await _hub(log)
+        console, crew = Socket(), Socket()
+        await hub.attach(hub.client(console, "console"), None, log.after)
+        await hub.attach(hub.client(crew, "crew", unit_id=7), None, log.after)
+        for k in range(5):
+            data = {"lat": 21.0 + k / 1e4, "lon": 105.8, "position_at": f"2026-11-23T07:00:0{k}+00:00"}
+            hub.receive({"seq": None, "kind": "unit.position", "unit_id": 7 + k % 2, "incident_id": None, "data": data})
+        await asyncio.sleep(POSITION_BATCH_S * 3)
+        batches = [m for m in console.sent if m.get("kind") == "unit.positions"]
+        assert len(batches) == 1 and batches[0]["type"] == "live" and batches[0]["seq"] is None
+        fixes = batches[0]["data"]["fixes"]
+        assert [(f["unit_id"], f["position_at"][-10:-6]) for f in fixes] == [
+            (7, "0:00"),
+            (8, "0:01"),
+            (7, "0:02"),
+            (8, "0:03"),
+            (7, "0:04"),
+        ]
+        assert [m for m in crew.sent if "position" in m.get("kind", "")] == []
         await hub.stop()
 
     asyncio.run(run())
