@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -45,7 +44,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +57,7 @@ import numpy as np  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
+from bench.machine import git_head, machine_info  # noqa: E402
 from dispatch.core.errors import DispatchError, NoRoute  # noqa: E402
 from dispatch.core.types import LatLon  # noqa: E402
 from dispatch.geo.graph import CLOSED_MS  # noqa: E402
@@ -502,27 +501,6 @@ def compare(ours: Run, base: Run) -> dict[str, Any]:
 # report
 # ---------------------------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    cpu, mem_kb = "", 0
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal"):
-            mem_kb = int(line.split()[1])
-
-    def ver(p: str) -> str:
-        try:
-            return metadata.version(p)
-        except metadata.PackageNotFoundError:
-            return "-"
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
     pg = ""
     try:
         import psycopg
@@ -532,30 +510,8 @@ def machine() -> dict[str, Any]:
             pg = str(row[0]) if row else ""
     except Exception as exc:  # reported, not fatal: the PostgreSQL runs fail later with the real error
         pg = f"unreachable: {exc}"
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gb": round(mem_kb / 2**20, 1),
-        "python": platform.python_version(),
-        "postgresql": pg,
-        "sqlite": __import__("sqlite3").sqlite_version,
-        "packages": {
-            p: ver(p) for p in ("fastapi", "uvicorn", "starlette", "sqlalchemy", "psycopg", "httpx", "networkx")
-        },
-        "git_head": git("rev-parse", "--short", "HEAD"),
-        "dispatch_uncommitted": git("status", "--porcelain", "--", "dispatch"),
-        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def machine_git_head() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+    info = machine_info(("fastapi", "uvicorn", "starlette", "sqlalchemy", "psycopg", "httpx", "networkx"))
+    return {**info, "postgresql": pg, "sqlite": __import__("sqlite3").sqlite_version}
 
 
 def fmt_ratio(r: float) -> str:
@@ -724,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for v in verdicts(runs):
         log(v)
     log(f"whole run {time.perf_counter() - started:.0f} s; load average at the end {os.getloadavg()}")
-    head_now = machine_git_head()
+    head_now = git_head()
     if head_now != info["git_head"]:
         log(f"WARNING: the repository moved from {info['git_head']} to {head_now} during the run")
     result = {

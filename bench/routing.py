@@ -33,15 +33,12 @@ import gc
 import io
 import json
 import os
-import platform
 import pstats
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +51,7 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from biggraph import OUT, _reset_peak_rss, _rss_kb, load_or_build_grid  # noqa: E402
+from machine import machine_info  # noqa: E402
 
 from dispatch.core.types import LatLon  # noqa: E402
 from dispatch.geo.graph import CLOSED_MS, RoadGraph  # noqa: E402
@@ -568,47 +566,7 @@ def print_table(name: str, figs: dict[str, Figure], ratios: dict[str, float]) ->
 # the run
 # ---------------------------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_kb = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem_kb = int(line.split()[1])
-    except OSError:
-        pass
-
-    def ver(p: str) -> str:
-        try:
-            return metadata.version(p)
-        except metadata.PackageNotFoundError:
-            return "-"
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gb": round(mem_kb / 2**20, 1),
-        "python": platform.python_version(),
-        "packages": {
-            p: ver(p)
-            for p in ("numpy", "scipy", "shapely", "networkx", "osmnx", "ch-router", "numba", "pyproj", "pandas")
-        },
-        "git_head": git("rev-parse", "--short", "HEAD"),
-        "dispatch_uncommitted": git("status", "--porcelain", "--", "dispatch"),
-        "load_avg_at_start": os.getloadavg(),
-    }
+    return machine_info(("numpy", "scipy", "shapely", "networkx", "osmnx", "ch-router", "numba", "pyproj", "pandas"))
 
 
 def hanoi(seed: int, reps: Reps) -> dict[str, Any]:
