@@ -220,12 +220,11 @@ class Hub:
             else:
                 self._fanout(msg)
             return
-        if seq <= self.last_seq or self._loop is None:
-            if self._loop is None:
-                self._early[int(seq)] = msg
+        if seq <= self.last_seq:
             return
         self._early[int(seq)] = msg
-        self._drain()
+        if self._loop is not None:  # before start(), start() sorts the early ones out
+            self._drain()
 
     def _drain(self) -> None:
         while self.last_seq + 1 in self._early:
