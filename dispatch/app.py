@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -50,6 +51,16 @@ def _warm_up(router: Router) -> None:
         router.route(a, b)
 
 
+def _warm_map_indexes(ctx: Ctx) -> None:
+    """Build the basemap's tile index and the gazetteer in the background at start, so that the first
+    console's first tiles and search do not wait for them (about 1 s and 12 s on a million-node region)."""
+    from dispatch.api.basemap import basemap_of
+    from dispatch.api.geocode import gazetteer_of
+
+    basemap_of(ctx)
+    gazetteer_of(ctx)
+
+
 def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
     from dispatch.api import mount
 
@@ -76,6 +87,7 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
         )
         await live.start()
         app.state.live = live
+        threading.Thread(target=_warm_map_indexes, args=(app.state.ctx,), name="warm-map", daemon=True).start()
         yield
         await live.stop()
         app.state.ctx.bus.close()

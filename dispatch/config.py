@@ -33,6 +33,9 @@ class Settings:
     heartbeat_timeout_s: float = 90.0
     #: messages a websocket client may have waiting before it is cut off as too slow
     ws_queue: int = 1000
+    #: an online tile server the console may offer beside the offline basemap, as a URL template with {z}, {x}
+    #: and {y} (e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png); None: the offline basemap only
+    online_tile_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,7 +43,7 @@ class Settings:
         ``DISPATCH_DATABASE_URL`` (SQLite file by default, or ``postgresql://...``), ``DISPATCH_TIMEZONE``,
         ``DISPATCH_REDIS_URL`` and ``DISPATCH_REDIS_CHANNEL`` (the bus of several processes),
         ``DISPATCH_ACK_TIMEOUT_S``, ``DISPATCH_RESEND_S``, ``DISPATCH_HEARTBEAT_TIMEOUT_S`` (seconds),
-        ``DISPATCH_WS_QUEUE`` (messages)."""
+        ``DISPATCH_WS_QUEUE`` (messages), ``DISPATCH_ONLINE_TILE_URL`` (a tile URL template with {z}, {x}, {y})."""
         e = os.environ if env is None else env
         try:
             max_snap = float(e.get("DISPATCH_MAX_SNAP_M", DEFAULT_MAX_SNAP_M))
@@ -67,6 +70,7 @@ class Settings:
             resend_s=_seconds(e, "DISPATCH_RESEND_S", 10.0),
             heartbeat_timeout_s=_seconds(e, "DISPATCH_HEARTBEAT_TIMEOUT_S", 90.0),
             ws_queue=_count(e, "DISPATCH_WS_QUEUE", 1000),
+            online_tile_url=_tile_url(e, "DISPATCH_ONLINE_TILE_URL"),
         )
 
 
@@ -90,3 +94,16 @@ def _count(env: os._Environ[str] | dict[str, str], name: str, default: int) -> i
     if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
         raise InvalidInput(f"{name} must be a whole number from 1 to 1000000, e.g. {default}; got {raw!r}")
     return int(raw)
+
+
+def _tile_url(env: os._Environ[str] | dict[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    missing = [p for p in ("{z}", "{x}", "{y}") if p not in raw]
+    problems = [] if raw.startswith(("http://", "https://")) else ["it does not start with http:// or https://"]
+    problems += [f"it lacks {', '.join(missing)}"] if missing else []
+    if problems:
+        example = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+        raise InvalidInput(f"{name} {raw!r} is not a tile URL template ({'; '.join(problems)}): use e.g. {example}")
+    return raw

@@ -43,3 +43,25 @@ def test_live_push_settings_are_read() -> None:
 def test_bad_values_are_refused_with_the_reason(name: str, value: str, words: str) -> None:
     with pytest.raises(InvalidInput, match=words):
         Settings.from_env({name: value})
+
+
+def test_online_tile_url_is_off_by_default_and_read_when_set() -> None:
+    assert Settings.from_env({}).online_tile_url is None
+    assert Settings.from_env({"DISPATCH_ONLINE_TILE_URL": ""}).online_tile_url is None
+    url = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    assert Settings.from_env({"DISPATCH_ONLINE_TILE_URL": url}).online_tile_url == url
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("tile.openstreetmap.org/{z}/{x}/{y}.png", "does not start with http:// or https://"),
+        ("ftp://tiles.example/{z}/{x}/{y}.png", "does not start with http:// or https://"),
+        ("https://tile.openstreetmap.org/{z}/{x}.png", r"lacks \{y\}"),
+        ("https://tiles.example/tile.png", r"lacks \{z\}, \{x\}, \{y\}"),
+        ("tiles/{z}/{y}.png", r"http:// or https://; it lacks \{x\}"),
+    ],
+)
+def test_bad_online_tile_url_is_refused_with_the_reason(value: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=r"DISPATCH_ONLINE_TILE_URL .*" + words + r".*use e\.g\. https://"):
+        Settings.from_env({"DISPATCH_ONLINE_TILE_URL": value})

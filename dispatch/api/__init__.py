@@ -2,7 +2,8 @@
 
 from fastapi import FastAPI
 
-from dispatch.api import errors, positions
+from dispatch.api import basemap, errors, geocode, positions
+from dispatch.api.frontend import mount_frontend
 from dispatch.api.live import live
 from dispatch.api.routes import api, health
 
@@ -13,3 +14,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(api)
     app.include_router(positions.router)
     app.include_router(live)
+    app.include_router(geocode.router)
+    app.include_router(basemap.router)
+    mount_frontend(app)

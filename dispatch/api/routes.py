@@ -157,7 +157,23 @@ def add_note(ctx: CtxDep, actor: ActorDep, incident_id: int, body: NoteBody) -> 
 
 @api.get("/units", tags=["units"])
 def list_units(ctx: CtxDep, _actor: ReaderDep, status: str | None = None) -> list[dict[str, Any]]:
-    return [unit_dict(u) for u in units.list_units(ctx, status=status)]
+    """Every unit with its status, position, phone connection and active assignment (acknowledged or not)."""
+    active = units.active_assignments(ctx)
+
+    def assignment(a: Assignment | None) -> dict[str, Any] | None:
+        if a is None:
+            return None
+        return {
+            "id": a.id,
+            "incident_id": a.incident_id,
+            "assigned_at": a.unit_notified_at.isoformat() if a.unit_notified_at else None,
+            "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+            "hospital_id": a.hospital_id,
+        }
+
+    return [
+        {**unit_dict(u), "assignment": assignment(active.get(u.id or 0))} for u in units.list_units(ctx, status=status)
+    ]
 
 
 @api.post("/units/{unit_id}/status", tags=["units"])

@@ -15,6 +15,8 @@ from sqlmodel import Session, SQLModel
 
 from dispatch.core.types import Role
 from dispatch.db.models import Event
+from dispatch.geo.basemap import LazyBasemap
+from dispatch.geo.gazetteer import GazetteerCache
 from dispatch.geo.routing import Router
 from dispatch.live.bus import Bus, InProcessBus
 
@@ -42,6 +44,8 @@ class Ctx:
     routers: dict[str, Router]
     bus: Bus = field(default_factory=InProcessBus)
     clock: Callable[[], datetime] = utcnow
+    #: the console's offline basemap (vector tiles of the road graph), built on its first tile
+    basemap: LazyBasemap = field(default_factory=LazyBasemap)
     #: SQLite admits one writer at a time; writers of this process queue here, in order, instead of
     #: sleeping and retrying on the database lock
     write_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,6 +58,8 @@ class Ctx:
     eta_pushed_at: dict[int, datetime] = field(default_factory=dict)
     #: guards the small per-process dicts above against the worker threads
     state_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the place-name index of GET /api/v1/geocode, built on its first query (dispatch.geo.gazetteer)
+    gazetteer: GazetteerCache = field(default_factory=GazetteerCache)
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""

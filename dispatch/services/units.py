@@ -50,6 +50,12 @@ def list_units(ctx: Ctx, *, status: str | None = None) -> list[Unit]:
         return list(s.exec(q))
 
 
+def active_assignments(ctx: Ctx) -> dict[int, Assignment]:
+    """Each busy unit's active assignment, by unit id (whether the crew acknowledged it, for the console)."""
+    with ctx.reader() as s:
+        return {a.unit_id: a for a in s.exec(select(Assignment).where(col(Assignment.active).is_(True)))}
+
+
 def get_unit(ctx: Ctx, unit_id: int) -> Unit:
     with ctx.reader() as s:
         u = s.get(Unit, unit_id)
@@ -252,4 +258,6 @@ def unit_dict(u: Unit) -> dict[str, Any]:
         "position": None
         if u.lat is None
         else {"lat": u.lat, "lon": u.lon, "at": u.position_at.isoformat() if u.position_at else None},
+        "connected": u.connected,
+        "last_seen_at": u.last_seen_at.isoformat() if u.last_seen_at else None,
     }

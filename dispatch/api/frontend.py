@@ -1,0 +1,49 @@
+"""The browser pages: the dispatcher console at ``/`` and the crew app at ``/crew/``.
+
+Plain static files from the project's ``frontend/`` folder (no build step; Leaflet is vendored from npm under
+``frontend/vendor``), gzip-compressed on the way out. Nothing is fetched from outside: the basemap is drawn
+from the API's own vector tiles (``/api/v1/basemap``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+#: the repository's frontend folder (the package is installed in place: ``pip install -e .``)
+FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+
+
+class _Revalidated(StaticFiles):
+    """Static files the browser must revalidate (ETag -> 304), so a new release is never hidden by a cache."""
+
+    def file_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def _static(directory: Path) -> ASGIApp:
+    return GZipMiddleware(_Revalidated(directory=directory, html=True), minimum_size=512, compresslevel=6)
+
+
+def mount_frontend(app: FastAPI, directory: Path = FRONTEND) -> None:
+    if not (directory / "console" / "index.html").is_file():
+        return  # installed without the frontend folder: the API alone
+    console_page = directory / "console" / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        return FileResponse(console_page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/crew", include_in_schema=False)
+    def crew() -> RedirectResponse:
+        return RedirectResponse("/crew/", status_code=308)
+
+    app.mount("/crew", _static(directory / "crew"), name="crew")
+    app.mount("/static", _static(directory), name="static")
