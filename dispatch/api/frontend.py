@@ -17,6 +17,15 @@ from starlette.types import ASGIApp
 
 #: the repository's frontend folder (the package is installed in place: ``pip install -e .``)
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+#: the pages run only their own scripts, talk only to their own server, and are never framed by another site;
+#: images may come from an online tile server when one is configured (DISPATCH_ONLINE_TILE_URL)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob: https: http:; connect-src 'self' ws: wss:; worker-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class _Revalidated(StaticFiles):
@@ -25,6 +34,7 @@ class _Revalidated(StaticFiles):
     def file_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "no-cache"
+        response.headers.update(SECURITY_HEADERS)
         return response
 
 
@@ -39,7 +49,7 @@ def mount_frontend(app: FastAPI, directory: Path = FRONTEND) -> None:
 
     @app.get("/", include_in_schema=False)
     def console() -> FileResponse:
-        return FileResponse(console_page, headers={"Cache-Control": "no-cache"})
+        return FileResponse(console_page, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
 
     @app.get("/crew", include_in_schema=False)
     def crew() -> RedirectResponse:

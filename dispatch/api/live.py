@@ -172,7 +172,9 @@ async def _command(ctx: Ctx, actor: Actor, raw: str) -> dict[str, Any]:
             pass
         elif kind == "ack":
             assert actor.unit_id is not None
-            a = await asyncio.to_thread(units.acknowledge, ctx, actor=actor, unit_id=actor.unit_id)
+            a = await asyncio.to_thread(
+                units.acknowledge, ctx, actor=actor, unit_id=actor.unit_id, incident_id=_incident_id(msg)
+            )
             result = {
                 "assignment_id": a.id,
                 "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
@@ -185,6 +187,14 @@ async def _command(ctx: Ctx, actor: Actor, raw: str) -> dict[str, Any]:
     except DispatchError as exc:
         _, body = problem(exc)
         return {"type": "reply", "request_id": request_id, "ok": False, "error": body}
+
+
+def _incident_id(msg: dict[str, Any]) -> int | None:
+    """The job a crew message was meant for (optional): a press queued offline is never applied to another."""
+    value = msg.get("incident_id")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidInput("incident_id must be the id of the incident the message is for, a whole number")
+    return value
 
 
 def _no_constant(name: str) -> float:
@@ -201,7 +211,13 @@ async def _status(ctx: Ctx, actor: Actor, msg: dict[str, Any]) -> dict[str, Any]
         raise InvalidInput("hospital_id must be a whole number (an id from GET /api/v1/hospitals)")
     status = UnitStatus(str(raw))
     unit, changed = await asyncio.to_thread(
-        units.set_unit_status, ctx, actor=actor, unit_id=actor.unit_id, status=status, hospital_id=hospital
+        units.set_unit_status,
+        ctx,
+        actor=actor,
+        unit_id=actor.unit_id,
+        status=status,
+        hospital_id=hospital,
+        incident_id=_incident_id(msg),
     )
     # a status sent twice (a retry after a dropped connection) is applied once
     return {"status": unit.status, "applied": changed}

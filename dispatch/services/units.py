@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from dispatch.core.errors import DispatchError, Forbidden, InvalidInput, NotFound
+from dispatch.core.errors import Conflict, DispatchError, Forbidden, InvalidInput, NotFound
 from dispatch.core.lifecycle import (
     INCIDENT_EVENT_FOR_UNIT,
     INCIDENT_TRANSITIONS,
@@ -65,11 +65,19 @@ def get_unit(ctx: Ctx, unit_id: int) -> Unit:
 
 
 def set_unit_status(
-    ctx: Ctx, *, actor: Actor, unit_id: int, status: UnitStatus, hospital_id: int | None = None
+    ctx: Ctx,
+    *,
+    actor: Actor,
+    unit_id: int,
+    status: UnitStatus,
+    hospital_id: int | None = None,
+    incident_id: int | None = None,
 ) -> tuple[Unit, bool]:
     """Apply a status the crew (or a dispatcher) reports. Returns (unit, changed).
 
-    Sending the status the unit already has changes nothing (a retried press is applied once).
+    Sending the status the unit already has changes nothing (a retried press is applied once). With
+    ``incident_id`` (the job the crew pressed it for, e.g. a press queued on a phone with no signal), a status
+    meant for another job than the unit's current one is refused with 409 rather than applied to the wrong job.
     """
     _own_unit(actor, unit_id, "change the status of")
     if status in (UnitStatus.DISPATCHED,):
@@ -87,6 +95,7 @@ def set_unit_status(
         current = UnitStatus(unit.status)
         if current is status:
             return unit, False
+        _same_job(unit, incident_id, f"status {status.value}")
         new = apply_unit(current, STATUS_EVENT[status])
         a = s.exec(select(Assignment).where(Assignment.unit_id == unit_id, col(Assignment.active).is_(True))).first()
         inc = s.get(Incident, a.incident_id) if a is not None else None
@@ -180,13 +189,22 @@ def _destination(ctx: Ctx, unit_id: int, hospital_id: int | None) -> dict[str, A
     return {**pick.as_dict(), "chosen_by": "crew" if hospital_id else "recommended", "route": route}
 
 
-def acknowledge(ctx: Ctx, *, actor: Actor, unit_id: int) -> Assignment:
-    """The crew confirms it has the assignment (eTimes.04). A repeated acknowledgement changes nothing."""
+def _same_job(unit: Unit, incident_id: int | None, what: str) -> None:
+    if incident_id is not None and unit.incident_id != incident_id:
+        now = f"is now on incident {unit.incident_id}" if unit.incident_id else "has no incident now"
+        raise Conflict(f"{what} was sent for incident {incident_id}, but unit {unit.callsign} {now}: not applied")
+
+
+def acknowledge(ctx: Ctx, *, actor: Actor, unit_id: int, incident_id: int | None = None) -> Assignment:
+    """The crew confirms it has the assignment (eTimes.04). A repeated acknowledgement changes nothing.
+    With ``incident_id``, an acknowledgement meant for another job than the current one is refused (409)."""
     _own_unit(actor, unit_id, "acknowledge assignments of")
     with unit_of_work(ctx, actor) as uow:
         s = uow.session
-        if s.get(Unit, unit_id) is None:
+        unit = s.get(Unit, unit_id)
+        if unit is None:
             raise NotFound(f"unit {unit_id} does not exist")
+        _same_job(unit, incident_id, "the acknowledgement")
         a = s.exec(select(Assignment).where(Assignment.unit_id == unit_id, col(Assignment.active).is_(True))).first()
         if a is None:
             raise InvalidInput(f"unit {unit_id} has no assignment to acknowledge")

@@ -47,6 +47,14 @@ function uuid() {
 // ---------------------------------------------------------------- login
 
 async function start() {
+  // browsers start sound only after a user gesture: any click or key of the shift unlocks it (also after F5)
+  addEventListener("pointerdown", unlockAudio);
+  addEventListener("keydown", unlockAudio);
+  session.onUnauthorized = () => {
+    session.clear();
+    if (socket) socket.stop();
+    showLogin();
+  };
   i18n.apply();
   $("#lang").value = i18n.lang;
   $("#lang").onchange = (e) => i18n.setLang(e.target.value, renderAll);
@@ -60,7 +68,6 @@ async function start() {
         location.href = "/crew/";
         return;
       }
-      unlockAudio();
       await enter();
     } catch (err) {
       $("#login-error").textContent = `${t("login_failed")}: ${problemText(err)}`;
@@ -102,29 +109,39 @@ async function enter() {
         el.textContent = t(st === "open" ? "live" : st === "closed" ? "offline" : "reconnecting");
         el.dataset.state = st;
       },
-      onAuthFailed: () => {
-        session.clear();
-        showLogin();
-      },
+      onAuthFailed: () => session.onUnauthorized(),
+      onReset: () => resyncSoon(0),
     },
   }).start();
-  setInterval(tick, 1000);
+  if (!state.ticking) state.ticking = setInterval(tick, 1000);
   tick();
 }
 
 // ---------------------------------------------------------------- state from HTTP
 
+// The HTTP snapshot may be older than events that arrived while it was read: those are applied again on top.
+let duringResync = null;
 async function resync() {
-  const [units, incidents, hospitals, stations] = await Promise.all([
-    call(session, "/units"),
-    call(session, "/incidents?open=true&limit=500"),
-    call(session, "/hospitals"),
-    state.stations.length ? Promise.resolve(state.stations) : call(session, "/stations"),
-  ]);
+  const mine = [];
+  duringResync = mine;
+  let snapshot;
+  try {
+    snapshot = await Promise.all([
+      call(session, "/units"),
+      call(session, "/incidents?open=true&limit=500"),
+      call(session, "/hospitals"),
+      state.stations.length ? Promise.resolve(state.stations) : call(session, "/stations"),
+    ]);
+  } finally {
+    if (duringResync === mine) duringResync = null;
+  }
+  const [units, incidents, hospitals, stations] = snapshot;
   state.units = new Map(units.map((u) => [u.id, u]));
   state.incidents = new Map(incidents.map((i) => [i.id, i]));
   state.hospitals = new Map(hospitals.map((h) => [h.id, h]));
   state.stations = stations;
+  for (const msg of mine) applyEvent(msg);
+  forgetClosed();
   renderAll();
   if (state.selected && !state.incidents.has(state.selected)) select(null);
 }
@@ -140,21 +157,75 @@ function resyncSoon(ms = 1500) {
 function onMessage(msg) {
   if (msg.type === "hello") {
     state.ackTimeoutS = msg.ack_timeout_s || 30;
+    state.replaying = msg.replay_from !== null && msg.replay_from !== undefined;
+    state.missed = [];
     resync().catch((err) => toast(problemText(err)));
+    return;
+  }
+  if (msg.type === "caught_up") {
+    // calls that came in while this console was cut off: alarm for those still waiting for a unit
+    state.replaying = false;
+    for (const id of state.missed) {
+      const inc = state.incidents.get(id);
+      if (inc && inc.status === "received") alarmNew(inc);
+    }
+    state.missed = [];
     return;
   }
   if (msg.type === "live") return onLive(msg);
   if (msg.type !== "event") return;
+  if (duringResync) duringResync.push(msg);
+  applyEvent(msg);
+  alertFor(msg);
+  forgetClosed();
+  if (!["unit.position", "unit.connected", "unit.disconnected", "hospital.diversion"].includes(msg.kind)) resyncSoon();
+  renderAll();
+  if (state.selected && msg.incident_id === state.selected && msg.kind !== "unit.position") refreshDetail();
+  else if (state.selected && ["unit.assigned", "unit.status", "incident.cancelled"].includes(msg.kind)) refreshRecsSoon();
+}
+
+function alarmNew(inc) {
+  const card = state.cards.get(inc.complaint);
+  alarm(t("alert_new", { priority: inc.priority.toUpperCase(), id: inc.id, complaint: i18n.cardName(card) }), "new", `new-${inc.id}`, inc.id);
+}
+
+function alertFor(msg) {
+  const d = msg.data || {};
+  if (msg.kind === "incident.created" && (d.incident.priority === "echo" || d.incident.priority === "delta")) {
+    if (state.replaying) state.missed.push(d.incident.id);
+    else alarmNew(d.incident);
+  } else if (msg.kind === "assignment.unacknowledged" && !state.replaying) {
+    const unit = state.units.get(msg.unit_id);
+    if (unit && unit.assignment && !unit.assignment.acknowledged_at) {
+      alarm(t("alert_unack", { callsign: unit.callsign, id: msg.incident_id, s: Math.round(d.waiting_s || state.ackTimeoutS) }), "unack", `unack-${msg.unit_id}`, msg.incident_id);
+    }
+  } else if (msg.kind === "unit.assigned") {
+    dismissAlarm(`new-${msg.incident_id}`); // someone took it
+  } else if (msg.kind === "unit.acknowledged" || (msg.kind === "unit.status" && !["dispatched"].includes(d.status))) {
+    dismissAlarm(`unack-${msg.unit_id}`);
+  }
+}
+
+// routes, ETAs and alarms of incidents that left the queue
+function forgetClosed() {
+  for (const id of state.routes.keys()) if (!state.incidents.has(id)) state.routes.delete(id);
+  for (const [uid] of state.eta) {
+    const u = state.units.get(uid);
+    if (!u || !["dispatched", "en_route"].includes(u.status)) state.eta.delete(uid);
+  }
+  for (const el of document.querySelectorAll("#alerts .alert[data-incident]")) {
+    if (!state.incidents.has(Number(el.dataset.incident))) el.remove();
+  }
+}
+
+// one logged event into the console's state (also used to re-apply events over an HTTP snapshot)
+function applyEvent(msg) {
   const d = msg.data || {};
   const unit = msg.unit_id ? state.units.get(msg.unit_id) : null;
   const inc = msg.incident_id ? state.incidents.get(msg.incident_id) : null;
   switch (msg.kind) {
     case "incident.created":
-      state.incidents.set(d.incident.id, d.incident);
-      if (d.incident.priority === "echo" || d.incident.priority === "delta") {
-        const card = state.cards.get(d.incident.complaint);
-        alarm(t("alert_new", { priority: d.incident.priority.toUpperCase(), id: d.incident.id, complaint: i18n.cardName(card) }), "new", d.incident.id);
-      }
+      if (!state.incidents.has(d.incident.id)) state.incidents.set(d.incident.id, d.incident);
       break;
     case "unit.assigned":
       if (unit) {
@@ -171,12 +242,6 @@ function onMessage(msg) {
       break;
     case "unit.acknowledged":
       if (unit && unit.assignment) unit.assignment.acknowledged_at = msg.at;
-      dismissAlarm(`unack-${msg.unit_id}`);
-      break;
-    case "assignment.unacknowledged":
-      if (unit) {
-        alarm(t("alert_unack", { callsign: unit.callsign, id: msg.incident_id, s: Math.round(d.waiting_s || state.ackTimeoutS) }), "unack", `unack-${msg.unit_id}`);
-      }
       break;
     case "unit.status":
       if (unit) {
@@ -212,10 +277,6 @@ function onMessage(msg) {
     default:
       break;
   }
-  if (!["unit.position", "unit.connected", "unit.disconnected", "hospital.diversion"].includes(msg.kind)) resyncSoon();
-  renderAll();
-  if (state.selected && msg.incident_id === state.selected) refreshDetail();
-  else if (state.selected && ["unit.assigned", "unit.status", "unit.position"].includes(msg.kind)) refreshRecsSoon();
 }
 
 function onLive(msg) {
@@ -245,6 +306,7 @@ function unlockAudio() {
 
 function beep(kind) {
   if (!audio) return;
+  if (audio.state !== "running") audio.resume().catch(() => {});
   const notes = kind === "unack" ? [660, 660, 660] : [880, 660, 880];
   notes.forEach((f, i) => {
     const o = audio.createOscillator();
@@ -259,23 +321,23 @@ function beep(kind) {
   });
 }
 
-function alarm(text, kind, key) {
+function alarm(text, kind, key, incidentId) {
   dismissAlarm(key);
   const el = document.createElement("div");
   el.className = `alert ${kind}`;
   el.dataset.key = String(key);
+  if (incidentId) el.dataset.incident = String(incidentId);
   el.innerHTML = `<span>${esc(text)}</span><button>${esc(t("dismiss"))}</button>`;
   el.querySelector("button").onclick = () => el.remove();
   if (kind === "new") {
     el.querySelector("span").style.cursor = "pointer";
     el.querySelector("span").onclick = () => {
-      select(Number(key));
+      select(incidentId);
       el.remove();
     };
   }
   $("#alerts").append(el);
-  beep(kind);
-  setTimeout(() => el.remove(), 60000);
+  beep(kind); // the banner stays until someone dismisses it or the incident is handled
 }
 
 function dismissAlarm(key) {
@@ -333,11 +395,15 @@ function placeUnit(u) {
 function renderMap() {
   for (const u of state.units.values()) placeUnit(u);
   for (const [id, m] of markers.units) if (!state.units.has(id)) (m.remove(), markers.units.delete(id));
-  for (const [id, m] of markers.incidents) if (!state.incidents.has(id)) (m.remove(), markers.incidents.delete(id));
+  for (const [id, m] of markers.incidents) {
+    const inc = state.incidents.get(id);
+    if (!inc || m._priority !== inc.priority) (m.remove(), markers.incidents.delete(id));
+  }
   for (const inc of state.incidents.values()) {
     if (markers.incidents.has(inc.id)) continue;
     const m = divMarker([inc.location.lat, inc.location.lon], `marker-inc ${inc.priority}`, "", { iconSize: [22, 22], iconAnchor: [11, 22] });
     m.on("click", () => select(inc.id));
+    m._priority = inc.priority;
     m.addTo(map);
     markers.incidents.set(inc.id, m);
   }
@@ -346,13 +412,13 @@ function renderMap() {
     const cls = `marker-hosp${h.diversion ? " diversion" : ""}`;
     if (m && m._cls === cls) continue;
     if (m) m.remove();
-    m = divMarker([h.lat, h.lon], cls, "H", { iconSize: [18, 18], iconAnchor: [9, 9] }).bindTooltip(h.name);
+    m = divMarker([h.lat, h.lon], cls, "H", { iconSize: [18, 18], iconAnchor: [9, 9] }).bindTooltip(esc(h.name));
     m._cls = cls;
     m.addTo(map);
     markers.hospitals.set(h.id, m);
   }
   if (!markers.stationsDone && state.stations.length) {
-    for (const s of state.stations) divMarker([s.lat, s.lon], "marker-station", "S", { iconSize: [16, 16], iconAnchor: [8, 8] }).bindTooltip(s.name).addTo(map);
+    for (const s of state.stations) divMarker([s.lat, s.lon], "marker-station", "S", { iconSize: [16, 16], iconAnchor: [8, 8] }).bindTooltip(esc(s.name)).addTo(map);
     markers.stationsDone = true;
   }
   renderRoutes();
@@ -595,8 +661,9 @@ async function refreshDetail() {
 
 let recsTimer = null;
 function refreshRecsSoon() {
-  clearTimeout(recsTimer);
+  if (recsTimer) return; // already coming: a stream of events must not keep pushing it back
   recsTimer = setTimeout(() => {
+    recsTimer = null;
     if (state.recs) state.recs._fresh = false;
     refreshDetail();
   }, 300);
@@ -688,9 +755,11 @@ function renderTimeline() {
   $("#timeline").innerHTML = items.map(([at, code, label]) => `<li data-code="${esc(code)}"><b>${when(at)}</b> <span class="code">${esc(code)}</span> ${esc(label)}</li>`).join("");
 }
 
+let assigning = false;
 async function assign(unitId) {
   const id = state.selected;
-  if (!id) return;
+  if (!id || assigning) return; // a double press sends one assignment
+  assigning = true;
   $("#detail-error").textContent = "";
   try {
     await call(session, `/incidents/${id}/assignments`, { method: "POST", body: { unit_id: unitId } });
@@ -699,6 +768,8 @@ async function assign(unitId) {
   } catch (err) {
     $("#detail-error").textContent = problemText(err);
     refreshRecsSoon();
+  } finally {
+    assigning = false;
   }
 }
 
@@ -788,19 +859,24 @@ function renderHospitals() {
   }
 }
 
+// Shortcuts act only when no control has the focus (Enter on a focused button presses that button) and not
+// on a held key. Enter assigns the first unit only while the incident has none; 1-9 pick a unit explicitly.
 function onKey(e) {
-  const tag = (e.target.tagName || "").toLowerCase();
-  const typing = ["input", "textarea", "select"].includes(tag);
-  if (e.key === "/" && !typing) {
+  const target = e.target instanceof Element ? e.target : null;
+  const onControl = target && target.closest("input, textarea, select, button, a, summary, [contenteditable]");
+  const loggedOut = !$("#login").classList.contains("hidden");
+  if (e.repeat || onControl || loggedOut || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === "/") {
     e.preventDefault();
     $("#search").focus();
     return;
   }
-  if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === "Escape") return select(null);
   const recs = state.recs && state.recs.recommendations;
   if (!state.selected || !recs || !recs.length) return;
+  const hasUnit = [...state.units.values()].some((u) => u.incident_id === state.selected);
   if (e.key === "Enter") {
+    if (hasUnit) return;
     e.preventDefault();
     assign(recs[0].unit_id);
   } else if (/^[1-9]$/.test(e.key) && recs[Number(e.key) - 1]) {

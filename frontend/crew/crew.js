@@ -20,11 +20,28 @@ const OUTBOX = "dispatch.crew.outbox";
 const ORDER = ["en_route", "on_scene", "transporting", "at_hospital", "available"];
 const NEXT = { dispatched: "en_route", en_route: "on_scene", on_scene: "transporting", transporting: "at_hospital", at_hospital: "available", returning: "available" };
 const POSITION_EVERY_MS = 5000;
+const REPLY_TIMEOUT_MS = 15000; // a message unanswered this long: the socket is taken as dead and reopened
+const CONFIRM_MS = 4000;
+// what the crew may press next, as the server's unit lifecycle allows (dispatch/core/lifecycle.py)
+const ALLOWED = {
+  dispatched: ["en_route", "on_scene", "available"],
+  en_route: ["on_scene", "available"],
+  on_scene: ["transporting", "available"],
+  transporting: ["at_hospital"],
+  at_hospital: ["available"],
+  returning: ["available"],
+  available: [],
+  out_of_service: [],
+};
+// presses that end the job before the patient is handed over: a second tap confirms them
+const ENDS_JOB_EARLY = new Set(["dispatched", "en_route", "on_scene"]);
 
 // what the screen shows, kept on the device so that the app opens with it when there is no signal
 let view = load(STORE, { unit: null, incident: null, route: null, hospital: null, acknowledged: true, lastSeq: null, eta: null });
 let outbox = load(OUTBOX, []);
-let inflight = null; // the outbox message sent and not yet answered
+let inflight = null; // the outbox message sent and not yet answered: {request_id, at}
+let audio = null;
+let confirming = null; // {status, until}: a press waiting for its confirming second tap
 let socket = null;
 let map = null;
 let routeLayer = null;
@@ -54,24 +71,49 @@ function requestId() {
 // ---------------------------------------------------------------- start
 
 async function start() {
+  // one tab owns the outbox: a second tab would overwrite it on the device and lose or replay presses
+  if (navigator.locks) {
+    navigator.locks.request("dispatch-crew-app", { ifAvailable: true }, (lock) => {
+      if (!lock) {
+        document.body.innerHTML = `<p class="card" style="margin:20px">${esc(t("app_crew"))}: already open in another tab or window.</p>`;
+        return;
+      }
+      run();
+      return new Promise(() => {}); // held while this page lives
+    });
+  } else run();
+}
+
+function run() {
   outbox = Array.isArray(outbox) ? outbox : Object.values(outbox).filter((m) => m && m.type);
+  addEventListener("pointerdown", unlockAudio);
+  session.onUnauthorized = () => {
+    session.clear();
+    if (socket) socket.stop();
+    $("#login").classList.remove("hidden");
+  };
   i18n.apply();
   $("#lang").value = i18n.lang;
   $("#lang").onchange = (e) => i18n.setLang(e.target.value, render);
   $("#login-form").onsubmit = onLogin;
   $("#logout").onclick = () => {
+    if (outbox.length && !confirm(t("queued", { n: outbox.length }))) return;
     session.clear();
     localStorage.removeItem(STORE);
     localStorage.removeItem(OUTBOX);
     location.reload();
   };
-  $("#ack").onclick = () => enqueue({ type: "ack" }, () => (view.acknowledged = true));
+  $("#ack").onclick = () => acknowledge();
   for (const b of document.querySelectorAll(".statuses button")) b.onclick = () => pressStatus(b.dataset.status);
   window.addEventListener("offline", () => {
     // the radio is gone: stop pretending the socket works; reconnecting starts again when it is back
     if (socket && socket.ws) socket.ws.close(4000, "offline");
   });
-  window.addEventListener("online", () => socket && !socket.open && socket.connect());
+  window.addEventListener("online", () => socket && !socket.open && socket.reconnect("online"));
+  setInterval(() => {
+    // an answer that never came: the socket is dead although it looks open (half-open TCP)
+    if (inflight && Date.now() - inflight.at > REPLY_TIMEOUT_MS && socket) socket.reconnect("no reply");
+  }, 3000);
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/crew/sw.js", { scope: "/crew/" }).catch(() => {});
   render();
   if (session.token) enter();
@@ -113,11 +155,12 @@ function enter() {
         el.className = `conn ${st}`;
         el.dataset.state = st;
         el.textContent = t(st === "open" ? "live" : st === "closed" ? "offline" : "reconnecting");
-        if (st !== "open") inflight = null; // its answer is lost: it is sent again on reconnect
+        if (st !== "open") inflight = null; // its answer is lost: it is sent again on reconnect (applied once)
       },
-      onAuthFailed: () => {
-        session.clear();
-        $("#login").classList.remove("hidden");
+      onAuthFailed: () => session.onUnauthorized(),
+      onReset: () => {
+        view.lastSeq = null;
+        refreshFromServer(view.unit && view.unit.id).catch(() => {});
       },
     },
   }).start();
@@ -188,6 +231,7 @@ function onMessage(msg) {
     return;
   }
   if (msg.type === "caught_up") {
+    dropStale();
     flush();
     return;
   }
@@ -202,12 +246,17 @@ function onMessage(msg) {
   const d = msg.data || {};
   switch (msg.kind) {
     case "unit.assigned":
-      if (msg.resent && view.incident && view.incident.id === msg.incident_id && view.acknowledged) break;
+      if (view.incident && view.incident.id === msg.incident_id) {
+        // the same job sent again (not yet acknowledged): remind, but keep the crew's progress on the screen
+        if (!view.acknowledged) alertCrew();
+        break;
+      }
       view.incident = d.incident;
       view.route = d.route || null;
       view.hospital = null;
       view.eta = d.route ? { eta_s: d.route.eta_s, distance_m: d.route.distance_m } : null;
-      view.acknowledged = outbox.some((m) => m.type === "ack") ? view.acknowledged : false;
+      view.acknowledged = outbox.some((m) => m.type === "ack" && m.incident_id === msg.incident_id);
+      dropStale();
       if (view.unit) {
         view.unit.status = d.unit_status;
         view.unit.incident_id = msg.incident_id;
@@ -242,15 +291,25 @@ function onMessage(msg) {
   render();
 }
 
+function unlockAudio() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (audio.state === "suspended") audio.resume();
+  } catch {
+    audio = null;
+  }
+}
+
 function alertCrew() {
   try {
     if (navigator.vibrate) navigator.vibrate([400, 200, 400, 200, 400]);
-    const ctx = new (window.AudioContext || window.webkitAudioContext)();
-    const o = ctx.createOscillator();
+    if (!audio) return;
+    if (audio.state !== "running") audio.resume().catch(() => {});
+    const o = audio.createOscillator();
     o.frequency.value = 880;
-    o.connect(ctx.destination);
+    o.connect(audio.destination);
     o.start();
-    o.stop(ctx.currentTime + 0.5);
+    o.stop(audio.currentTime + 0.5);
   } catch {
     /* no sound on this device */
   }
@@ -258,8 +317,27 @@ function alertCrew() {
 
 // ---------------------------------------------------------------- outbox
 
+function acknowledge() {
+  if (!view.incident || view.acknowledged) return;
+  enqueue({ type: "ack", incident_id: view.incident.id }, () => (view.acknowledged = true));
+}
+
 function pressStatus(status) {
+  const current = view.unit && view.unit.status;
+  if (view.incident && ENDS_JOB_EARLY.has(current) && status === "available") {
+    if (!confirming || confirming.status !== status || Date.now() > confirming.until) {
+      confirming = { status, until: Date.now() + CONFIRM_MS };
+      showError(t("confirm_available"));
+      setTimeout(render, CONFIRM_MS + 50);
+      render();
+      return;
+    }
+  }
+  confirming = null;
+  showError("");
+  if (view.incident && !view.acknowledged) acknowledge(); // moving on the job says the crew has it
   const msg = { type: "status", status };
+  if (view.incident) msg.incident_id = view.incident.id;
   if (status === "transporting" && view.hospital && view.hospital.hospital_id) msg.hospital_id = view.hospital.hospital_id;
   enqueue(msg, () => {
     if (view.unit) view.unit.status = status;
@@ -279,7 +357,18 @@ function enqueue(msg, optimistic) {
 function flush() {
   if (inflight || !outbox.length || !socket || !socket.open) return;
   const { queued_at: _, ...head } = outbox[0];
-  if (socket.send(head)) inflight = head.request_id;
+  if (socket.send(head)) inflight = { request_id: head.request_id, at: Date.now() };
+}
+
+// presses made for a job the unit no longer has (cancelled, then another assigned) are not sent; the server
+// refuses them too (409), this only spares the round trip
+function dropStale() {
+  const current = view.incident ? view.incident.id : null;
+  const keep = outbox.filter((m, i) => !m.incident_id || m.incident_id === current || (inflight && i === 0));
+  if (keep.length !== outbox.length) {
+    outbox = keep;
+    saveOutbox();
+  }
 }
 
 function onReply(msg) {
@@ -361,10 +450,15 @@ function render() {
   }
   renderEta();
   const next = NEXT[unit.status];
+  const allowed = ALLOWED[unit.status] || ORDER;
+  const asking = confirming && Date.now() < confirming.until ? confirming.status : null;
   for (const b of document.querySelectorAll(".statuses button")) {
-    b.classList.toggle("current", b.dataset.status === unit.status);
-    b.classList.toggle("next", b.dataset.status === next);
-    b.disabled = !inc && b.dataset.status !== "available";
+    const s = b.dataset.status;
+    b.classList.toggle("current", s === unit.status);
+    b.classList.toggle("next", s === next);
+    b.classList.toggle("confirm", s === asking);
+    b.textContent = s === asking ? t("tap_again") : t(`status.${s}`);
+    b.disabled = s !== unit.status && !allowed.includes(s);
   }
   renderOutbox();
 }

@@ -1,8 +1,8 @@
 // The crew app's service worker: the app shell is cached so the app opens with no signal; basemap tiles
-// are kept as they are fetched (cache first) so the map of the area already seen still draws offline.
+// are kept as they are fetched (stale-while-revalidate) so the map of the area already seen draws offline.
 // API calls and websockets always go to the network.
-const SHELL = "crew-shell-v1";
-const TILES = "crew-tiles-v1";
+const SHELL = "crew-shell-v2";
+const TILES = "crew-tiles-v2";
 const SHELL_FILES = [
   "/crew/",
   "/crew/crew.js",
@@ -33,44 +33,60 @@ self.addEventListener("activate", (event) => {
   );
 });
 
+const NETWORK_WAIT_MS = 3000; // on a weak signal the app opens from the cache instead of waiting longer
+let putsSinceTrim = 0;
+
 async function trimTiles() {
   const cache = await caches.open(TILES);
   const keys = await cache.keys();
   for (let i = 0; i < keys.length - MAX_TILES; i++) await cache.delete(keys[i]);
 }
 
+// tiles and the region: the cached copy at once, refreshed from the network behind it (the road data changes
+// only with a new graph; the next view shows it)
+async function tile(event) {
+  const cache = await caches.open(TILES);
+  const hit = await cache.match(event.request);
+  const refresh = fetch(event.request).then(async (r) => {
+    if (r.ok) {
+      await cache.put(event.request, r.clone());
+      if (++putsSinceTrim >= 100) {
+        putsSinceTrim = 0;
+        await trimTiles();
+      }
+    }
+    return r;
+  });
+  if (hit) {
+    event.waitUntil(refresh.catch(() => {}));
+    return hit;
+  }
+  return refresh;
+}
+
+// the shell: the network when it answers soon (a new release shows at once), else the cache
+async function shell(event) {
+  const cache = await caches.open(SHELL);
+  const network = fetch(event.request).then(async (r) => {
+    if (r.ok) await cache.put(event.request, r.clone());
+    return r;
+  });
+  event.waitUntil(network.catch(() => {}));
+  const timeout = new Promise((resolve) => setTimeout(resolve, NETWORK_WAIT_MS, null));
+  const first = await Promise.race([network.catch(() => null), timeout]);
+  if (first) return first;
+  const hit = await cache.match(event.request, { ignoreSearch: true });
+  if (hit) return hit;
+  return network; // nothing cached: wait for the network after all
+}
+
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin) return;
   if (url.pathname.startsWith("/api/v1/basemap/") || url.pathname === "/api/v1/region") {
-    event.respondWith(
-      caches.open(TILES).then(async (cache) => {
-        const hit = url.pathname === "/api/v1/region" ? null : await cache.match(event.request);
-        if (hit) return hit;
-        try {
-          const r = await fetch(event.request);
-          if (r.ok) cache.put(event.request, r.clone()).then(trimTiles);
-          return r;
-        } catch (err) {
-          const stale = await cache.match(event.request);
-          if (stale) return stale;
-          throw err;
-        }
-      }),
-    );
+    event.respondWith(tile(event));
     return;
   }
   if (url.pathname.startsWith("/api/") || url.pathname.startsWith("/ws/")) return;
-  // the shell: the network when there is one (a new release shows at once), the cache when there is none
-  event.respondWith(
-    fetch(event.request)
-      .then((r) => {
-        if (r.ok) {
-          const copy = r.clone();
-          caches.open(SHELL).then((c) => c.put(event.request, copy));
-        }
-        return r;
-      })
-      .catch(() => caches.match(event.request, { ignoreSearch: true }).then((hit) => hit || Response.error())),
-  );
+  event.respondWith(shell(event));
 });

@@ -14,6 +14,7 @@ export class Session {
   constructor(storage, key) {
     this.storage = storage;
     this.key = key;
+    this.onUnauthorized = null; // called when the server refuses the token (expired, revoked)
   }
   get() {
     try {
@@ -61,6 +62,7 @@ export async function call(session, path, { method = "GET", body, headers = {} }
   if (body !== undefined) h["content-type"] = "application/json";
   const r = await fetch(`/api/v1${path}`, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (r.status === 401 && session.onUnauthorized) session.onUnauthorized(); // the token expired: log in again
   if (!r.ok) throw new ApiError(r.status, describe(r.status, data), data);
   return data;
 }

@@ -252,6 +252,17 @@ def test_the_console_alerts_filters_toggles_diversion_and_speaks_vietnamese(
     expect(alert).to_contain_text(f"New ECHO incident #{incident_id}")
     expect(console.locator(f'#queue li[data-id="{incident_id}"]')).to_contain_text("Choking")
 
+    # Enter on a focused button presses that button; it never assigns a unit behind the dispatcher's back
+    console.click(f'#queue li[data-id="{incident_id}"]')
+    expect(console.locator("#recs tbody tr[data-unit]").first).to_be_visible()
+    dialogs: list[str] = []
+    console.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    console.focus("#cancel-incident")
+    console.keyboard.press("Enter")
+    assert dialogs == ["Reason for cancelling"]
+    with server.client() as c:
+        assert c.get(f"/incidents/{incident_id}").json()["assignments"] == []
+
     # assigned, never acknowledged (no phone): the console says so after the ack timeout (4 s here)
     with server.client() as c:
         c.post(f"/incidents/{incident_id}/assignments", json={"unit_id": database.units["A02"]}).raise_for_status()
@@ -280,3 +291,41 @@ def test_the_console_alerts_filters_toggles_diversion_and_speaks_vietnamese(
     expect(console.locator(f'#queue li[data-id="{incident_id}"]')).to_contain_text("Hóc dị vật")
     console.reload()
     expect(console.locator("#create")).to_have_text("Tạo sự vụ")
+
+
+def test_the_crew_moves_on_without_the_ack_button_and_a_mis_tap_needs_confirming(
+    pages: Pages, server: Server, database: Database
+) -> None:
+    crew = pages.crew("crew-a01")
+    a01 = database.units["A01"]
+    with server.client() as c:
+        inc = c.post("/incidents", json={"lat": 21.0287, "lon": 105.8524, "complaint": "stroke"}).raise_for_status()
+        incident_id = inc.json()["incident"]["id"]
+        c.post(f"/incidents/{incident_id}/assignments", json={"unit_id": a01}).raise_for_status()
+    expect(crew.locator("#ack")).to_be_visible()
+    # transitions the server would refuse cannot be pressed
+    expect(crew.locator(".statuses button[data-status=at_hospital]")).to_be_disabled()
+    # en route without touching ACKNOWLEDGE: the press acknowledges too (eTimes.04), and the assignment
+    # re-sent every 2 s meanwhile does not put the phone back to "dispatched"
+    crew.click(".statuses button[data-status=en_route]")
+    expect(crew.locator("#outbox")).to_be_hidden()
+    crew.wait_for_timeout(3000)
+    expect(crew.locator("#unit-status")).to_have_attribute("data-status", "en_route")
+    expect(crew.locator("#ack")).to_be_hidden()
+    row = unit_row(server, "A01")
+    assert row["status"] == "en_route" and row["assignment"]["acknowledged_at"] is not None
+
+    crew.click(".statuses button[data-status=on_scene]")
+    expect(crew.locator("#unit-status")).to_have_attribute("data-status", "on_scene")
+    expect(crew.locator("#job-hospital")).to_contain_text("Recommended hospital")  # where a stroke goes
+    # "available" on scene ends the job without a transport: one tap only asks
+    available = crew.locator(".statuses button[data-status=available]")
+    available.click()
+    expect(available).to_have_text("Tap again")
+    crew.wait_for_timeout(500)
+    assert unit_row(server, "A01")["status"] == "on_scene"
+    available.click()
+    expect(crew.locator("#idle")).to_be_visible()
+    expect(crew.locator("#outbox")).to_be_hidden()
+    assert unit_row(server, "A01")["status"] == "available"
+    assert status_events(server, a01) == ["en_route", "on_scene", "available"]

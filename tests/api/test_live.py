@@ -226,6 +226,35 @@ def test_a_status_sent_twice_is_applied_once(server: Server) -> None:
         assert "JSON object" in r4["error"]["detail"]
 
 
+def test_a_press_meant_for_another_job_is_refused_not_applied(server: Server) -> None:
+    """An ack or a status queued on a phone with no signal names its incident; when the unit has been given
+    another job meanwhile (the first was cancelled), the server refuses it instead of applying it there."""
+    a01 = server.db.units["A01"]
+    with console_and_crew(server) as (console, crew, c):
+        first = new_incident(c)
+        assign(c, first, a01)
+        c.post(f"/incidents/{first}/cancel", json={"reason": "caller called back"}).raise_for_status()
+        second = new_incident(c, BA_DINH)
+        assign(c, second, a01)
+        until(console, event("unit.assigned", incident_id=second))
+        for rid, msg in (("a", {"type": "ack"}), ("s", {"type": "status", "status": "en_route"})):
+            crew.send(json.dumps({**msg, "incident_id": first, "request_id": rid}))
+            r = until(crew, lambda m, rid=rid: m.get("request_id") == rid)
+            assert r["ok"] is False and r["error"]["status"] == 409, r
+            assert f"sent for incident {first}" in r["error"]["detail"] and f"incident {second}" in r["error"]["detail"]
+        nothing(console, lambda m: m.get("kind") in ("unit.acknowledged", "unit.status"), 1.0)
+        a01_row = next(u for u in c.get("/units").json() if u["id"] == a01)
+        assert a01_row["status"] == "dispatched" and a01_row["assignment"]["acknowledged_at"] is None
+        # the same messages for the current job are applied
+        crew.send(json.dumps({"type": "ack", "incident_id": second, "request_id": "a2"}))
+        assert until(crew, lambda m: m.get("request_id") == "a2")["ok"] is True
+        crew.send(json.dumps({"type": "status", "status": "en_route", "incident_id": second, "request_id": "s2"}))
+        r = until(crew, lambda m: m.get("request_id") == "s2")
+        assert (r["ok"], r["applied"], r["status"]) == (True, True, "en_route")
+        crew.send(json.dumps({"type": "ack", "incident_id": "two", "request_id": "bad"}))
+        assert "incident_id must be" in until(crew, lambda m: m.get("request_id") == "bad")["error"]["detail"]
+
+
 def test_heartbeat_timeout_marks_the_unit_disconnected_then_connected(server: Server) -> None:
     a01 = server.db.units["A01"]
     with connect(server.ws_url("/ws/console", "dispatcher")) as console:
