@@ -6,6 +6,7 @@ import { Session, login, call, problemText } from "/static/shared/api.js";
 import { LiveSocket } from "/static/shared/live.js";
 import * as i18n from "/static/shared/i18n.js";
 import { regionMap } from "/static/shared/basemap.js";
+import { listenForUnlock, tones } from "/static/shared/sound.js";
 
 const { t } = i18n;
 const L = window.L;
@@ -48,8 +49,7 @@ function uuid() {
 
 async function start() {
   // browsers start sound only after a user gesture: any click or key of the shift unlocks it (also after F5)
-  addEventListener("pointerdown", unlockAudio);
-  addEventListener("keydown", unlockAudio);
+  listenForUnlock();
   session.onUnauthorized = () => {
     session.clear();
     if (socket) socket.stop();
@@ -294,31 +294,8 @@ function onLive(msg) {
 
 // ---------------------------------------------------------------- alerts
 
-let audio = null;
-function unlockAudio() {
-  try {
-    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-    if (audio.state === "suspended") audio.resume();
-  } catch {
-    audio = null;
-  }
-}
-
 function beep(kind) {
-  if (!audio) return;
-  if (audio.state !== "running") audio.resume().catch(() => {});
-  const notes = kind === "unack" ? [660, 660, 660] : [880, 660, 880];
-  notes.forEach((f, i) => {
-    const o = audio.createOscillator();
-    const g = audio.createGain();
-    o.frequency.value = f;
-    o.type = "square";
-    g.gain.value = 0.08;
-    o.connect(g).connect(audio.destination);
-    const at = audio.currentTime + i * 0.22;
-    o.start(at);
-    o.stop(at + 0.16);
-  });
+  tones(kind === "unack" ? [660, 660, 660] : [880, 660, 880]);
 }
 
 function alarm(text, kind, key, incidentId) {

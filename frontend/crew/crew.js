@@ -10,6 +10,7 @@ import { Session, login, call, problemText } from "/static/shared/api.js";
 import { LiveSocket } from "/static/shared/live.js";
 import * as i18n from "/static/shared/i18n.js";
 import { regionMap } from "/static/shared/basemap.js";
+import { listenForUnlock, tones } from "/static/shared/sound.js";
 
 const { t } = i18n;
 const L = window.L;
@@ -40,7 +41,6 @@ const ENDS_JOB_EARLY = new Set(["dispatched", "en_route", "on_scene"]);
 let view = load(STORE, { unit: null, incident: null, route: null, hospital: null, acknowledged: true, lastSeq: null, eta: null });
 let outbox = load(OUTBOX, []);
 let inflight = null; // the outbox message sent and not yet answered: {request_id, at}
-let audio = null;
 let confirming = null; // {status, until}: a press waiting for its confirming second tap
 let socket = null;
 let map = null;
@@ -86,7 +86,7 @@ async function start() {
 
 function run() {
   outbox = Array.isArray(outbox) ? outbox : Object.values(outbox).filter((m) => m && m.type);
-  addEventListener("pointerdown", unlockAudio);
+  listenForUnlock();
   session.onUnauthorized = () => {
     session.clear();
     if (socket) socket.stop();
@@ -291,28 +291,9 @@ function onMessage(msg) {
   render();
 }
 
-function unlockAudio() {
-  try {
-    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-    if (audio.state === "suspended") audio.resume();
-  } catch {
-    audio = null;
-  }
-}
-
 function alertCrew() {
-  try {
-    if (navigator.vibrate) navigator.vibrate([400, 200, 400, 200, 400]);
-    if (!audio) return;
-    if (audio.state !== "running") audio.resume().catch(() => {});
-    const o = audio.createOscillator();
-    o.frequency.value = 880;
-    o.connect(audio.destination);
-    o.start();
-    o.stop(audio.currentTime + 0.5);
-  } catch {
-    /* no sound on this device */
-  }
+  if (navigator.vibrate) navigator.vibrate([400, 200, 400, 200, 400]);
+  tones([880, 880, 880], { volume: 0.3 });
 }
 
 // ---------------------------------------------------------------- outbox

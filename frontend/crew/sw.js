@@ -14,6 +14,7 @@ const SHELL_FILES = [
   "/static/shared/live.js",
   "/static/shared/i18n.js",
   "/static/shared/basemap.js",
+  "/static/shared/sound.js",
   "/static/shared/base.css",
   "/static/vendor/leaflet/leaflet.js",
   "/static/vendor/leaflet/leaflet.css",

@@ -131,6 +131,15 @@ def status_events(server: Server, unit_id: int) -> list[str]:
     return [e["data"]["status"] for e in log if e["kind"] == "unit.status" and e["unit_id"] == unit_id]
 
 
+def assign_a01(server: Server, a01: int, complaint: str) -> int:
+    """A call at Hoan Kiem Lake, assigned to A01 over the API; its incident id."""
+    with server.client() as c:
+        inc = c.post("/incidents", json={"lat": 21.0287, "lon": 105.8524, "complaint": complaint}).raise_for_status()
+        incident_id: int = inc.json()["incident"]["id"]
+        c.post(f"/incidents/{incident_id}/assignments", json={"unit_id": a01}).raise_for_status()
+    return incident_id
+
+
 def test_dispatcher_takes_a_call_and_the_crew_works_it(pages: Pages, server: Server, tmp_path: Path) -> None:
     crew = pages.crew("crew-a01")
     expect(crew.locator("#callsign")).to_have_text("A01")
@@ -209,10 +218,7 @@ def test_a_status_pressed_offline_is_sent_on_reconnect_and_applied_once(
 ) -> None:
     crew = pages.crew("crew-a01")
     a01 = database.units["A01"]
-    with server.client() as c:
-        inc = c.post("/incidents", json={"lat": 21.0287, "lon": 105.8524, "complaint": "fall"}).raise_for_status()
-        incident_id = inc.json()["incident"]["id"]
-        c.post(f"/incidents/{incident_id}/assignments", json={"unit_id": a01}).raise_for_status()
+    assign_a01(server, a01, "fall")
     expect(crew.locator("#ack")).to_be_visible()
     crew.click("#ack")
     expect(crew.locator("#ack")).to_be_hidden()
@@ -298,10 +304,7 @@ def test_the_crew_moves_on_without_the_ack_button_and_a_mis_tap_needs_confirming
 ) -> None:
     crew = pages.crew("crew-a01")
     a01 = database.units["A01"]
-    with server.client() as c:
-        inc = c.post("/incidents", json={"lat": 21.0287, "lon": 105.8524, "complaint": "stroke"}).raise_for_status()
-        incident_id = inc.json()["incident"]["id"]
-        c.post(f"/incidents/{incident_id}/assignments", json={"unit_id": a01}).raise_for_status()
+    assign_a01(server, a01, "stroke")
     expect(crew.locator("#ack")).to_be_visible()
     # transitions the server would refuse cannot be pressed
     expect(crew.locator(".statuses button[data-status=at_hospital]")).to_be_disabled()
