@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
@@ -90,6 +91,9 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
         threading.Thread(target=_warm_map_indexes, args=(app.state.ctx,), name="warm-map", daemon=True).start()
         yield
         await live.stop()
+        # housekeeping that was cancelled may still run in a worker thread (a sweep, a poll of the log): let it
+        # finish before the engine is disposed, or its connection outlives the pool
+        await asyncio.get_running_loop().shutdown_default_executor()
         app.state.ctx.bus.close()
         if checkpointer is not None:
             checkpointer.stop()
