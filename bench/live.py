@@ -129,8 +129,8 @@ class NaiveHub(Hub):
         self.delivered += 1
         self._outbox.put_nowait((None, msg))
 
-    def client(self, socket: Socket, name: str, unit_id: int | None = None) -> Client:
-        c = NaiveClient(socket, name, unit_id=unit_id, queue_max=self.queue_max)
+    def client(self, socket: Socket, name: str, unit_id: int | None = None, *, batch: bool = False) -> Client:
+        c = NaiveClient(socket, name, unit_id=unit_id, queue_max=self.queue_max)  # one message per send, always
         c.outbox = self._outbox
         return c
 
@@ -447,7 +447,7 @@ async def assign_scenario(
     a01 = fleet["a01"]
     phase = Phase("assign", engine, args.idle + 1)
     t_open = time.perf_counter()
-    idle = await open_all([ws_url(srv, "/ws/console", tokens["dispatcher"])] * args.idle)
+    idle = await open_all([ws_url(srv, "/ws/console", tokens["dispatcher"]) + "&batch=1"] * args.idle)
     phase.extra["connect_s"] = round(time.perf_counter() - t_open, 2)
     idle_counts = [0, 0]
     tasks = [asyncio.create_task(idle_reader(ws, idle_counts)) for ws in idle]
@@ -526,6 +526,8 @@ async def assign_scenario(
 @dataclass
 class Console:
     delays: array[float] = field(default_factory=lambda: array("d"))
+    stored_delays: array[float] = field(default_factory=lambda: array("d"))  # the fixes that came as events
+    sent_at: array[float] = field(default_factory=lambda: array("d"))  # send time of each delay, for the timeline
     last: dict[int, float] = field(default_factory=dict)  # unit -> newest fix time received
     count: int = 0
     duplicates: int = 0
@@ -537,9 +539,15 @@ async def console_reader(ws: ClientConnection, st: Console) -> None:
             if '"kind":"unit.position' not in raw:
                 continue
             now = time.time()
-            m = json.loads(raw)
-            # live fixes come batched (kind unit.positions, every 0.1 s); stored ones one by one (unit.position)
-            fixes = m["data"]["fixes"] if m["kind"] == "unit.positions" else [{**m["data"], "unit_id": m["unit_id"]}]
+            frame = json.loads(raw)
+            # live fixes come batched (kind unit.positions, every 0.1 s); stored ones as events (unit.position);
+            # messages that waited together come in one {"type": "batch"} frame
+            fixes = []
+            for m in frame["messages"] if frame["type"] == "batch" else [frame]:
+                if m.get("kind") == "unit.positions":
+                    fixes += m["data"]["fixes"]
+                elif m.get("kind") == "unit.position":
+                    fixes.append({**m["data"], "unit_id": m["unit_id"]})
             for fix in fixes:
                 at = datetime.fromisoformat(fix["position_at"]).timestamp()
                 unit = fix["unit_id"]
@@ -549,6 +557,9 @@ async def console_reader(ws: ClientConnection, st: Console) -> None:
                 st.last[unit] = at
                 st.count += 1
                 st.delays.append(now - at)
+                st.sent_at.append(at)
+                if m["kind"] == "unit.position":
+                    st.stored_delays.append(now - at)
 
 
 def stuck_console(url: str, port: int) -> socket.socket:
@@ -602,7 +613,7 @@ async def positions_scenario(
     tokens = fleet["tokens"]
     units = min(args.units, args.stuck_units) if stuck else args.units
     phase = Phase("stuck" if stuck else "positions", engine, units + args.consoles + stuck)
-    console_url = ws_url(srv, "/ws/console", tokens["dispatcher"])
+    console_url = ws_url(srv, "/ws/console", tokens["dispatcher"]) + "&batch=1"  # as the browser console asks
     jammed = None
     consoles: list[ClientConnection] = []
     if stuck:
@@ -670,6 +681,19 @@ async def positions_scenario(
     for st in stats:
         phase.delays.extend(st.delays)
     lost_per_console = [sent[0] - st.count for st in stats]
+    stored = np.concatenate([np.frombuffer(st.stored_delays) for st in stats]) * 1e3 if stats else np.zeros(0)
+    # the worst seconds of the run: is the tail spread out, or a few stalls?
+    sent = np.concatenate([np.frombuffer(st.sent_at) for st in stats]) if stats else np.zeros(0)
+    every = np.concatenate([np.frombuffer(st.delays) for st in stats]) * 1e3 if stats else np.zeros(0)
+    if len(sent):
+        second = (sent - sent.min()).astype(int)
+        worst = np.zeros(second.max() + 1)
+        np.maximum.at(worst, second, every)
+        top = np.argsort(worst)[::-1][:6]
+        phase.extra.update(worst_seconds={int(t): round(float(worst[t])) for t in sorted(top)})
+    if len(stored):
+        phase.extra.update(stored_p50_ms=round(float(np.percentile(stored, 50)), 1))
+        phase.extra.update(stored_p99_ms=round(float(np.percentile(stored, 99)), 1))
     phase.errors = failures
     late = np.frombuffer(lateness) * 1e3
     phase.extra.update(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -17,6 +18,8 @@ from dispatch.geo.routing import Router
 from dispatch.services.context import Ctx
 
 WORKER_THREADS = 4
+#: threads for the websockets' database work (see the lifespan)
+LIVE_THREADS = 64
 
 
 def build_ctx(settings: Settings) -> Ctx:
@@ -72,6 +75,9 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
         # the endpoints are CPU-bound Python under one interpreter lock: a few worker threads serve requests
         # in arrival order; forty (anyio's default) only interleave them and stretch the slowest ones
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        # the websockets' work (asyncio.to_thread): mostly waiting, for a stored fix's group commit above all;
+        # Python's default of cores + 4 threads let six such waits hold up every other phone's message
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(LIVE_THREADS, thread_name_prefix="live"))
         engine = app.state.ctx.engine
         checkpointer = WalCheckpointer(engine).start() if engine.dialect.name == "sqlite" else None
         app.state.checkpointer = checkpointer

@@ -82,12 +82,17 @@ async def _open(ws: WebSocket, roles: tuple[Role, ...], where: str) -> tuple[Act
 
 @live.websocket("/ws/console")
 async def console_socket(ws: WebSocket) -> None:
+    batch = ws.query_params.get("batch", "0")
+    if batch not in ("0", "1"):
+        problem_ = InvalidInput(f"batch={batch!r}: 1 (messages waiting together come in one frame) or 0")
+        await _refuse(ws, CLOSE_BAD_REQUEST, problem_)
+        return
     opened = await _open(ws, CONSOLE_ROLES, "/ws/console")
     if opened is None:
         return
     actor, after = opened
     rt: Live = ws.app.state.live
-    client = rt.hub.client(ws, f"console-{actor.name}")
+    client = rt.hub.client(ws, f"console-{actor.name}", batch=batch == "1")
     await _serve(ws, rt, actor, client, after)
 
 
@@ -100,7 +105,7 @@ async def crew_socket(ws: WebSocket) -> None:
     assert actor.unit_id is not None  # a crew user is always bound to a unit
     rt: Live = ws.app.state.live
     client = rt.hub.client(ws, f"crew-{actor.name}", unit_id=actor.unit_id)
-    await rt.seen(actor.unit_id)
+    await rt.seen(actor.unit_id, wait=True)
     try:
         await _serve(ws, rt, actor, client, after)
     finally:

@@ -53,6 +53,8 @@ class Client:
     unit_id: int | None = None
     incident_id: int | None = None  # a crew's current incident: its notes and cancellation reach the crew
     queue_max: int = 1000
+    #: several waiting messages go out as one ``batch`` frame (a console that asked for it with ?batch=1)
+    batch: bool = False
     sent_seq: int = 0  # the newest logged event sent to this client
     closed: str | None = None
     on_cut_off: Callable[[Client], None] | None = None
@@ -105,12 +107,27 @@ class Client:
 
     async def _write(self) -> None:
         while True:
-            seq, text = await self._queue.get()
-            if seq is not None:
-                if seq <= self.sent_seq:
-                    continue  # sent already by the replay
-                self.sent_seq = seq
-            await self.socket.send_text(text)
+            texts = [t for t in [self._fresh(*await self._queue.get())] if t is not None]
+            # what queued up while the last frame was going out leaves in one frame: under a burst (300 phones
+            # reconnecting, a fan-out of 1,000 sockets) the cost per frame, not per message, is paid
+            while self.batch and len(texts) < BATCH_MAX and not self._queue.empty():
+                text = self._fresh(*self._queue.get_nowait())
+                if text is not None:
+                    texts.append(text)
+            if not texts:
+                continue
+            if len(texts) == 1:
+                await self.socket.send_text(texts[0])
+            else:
+                await self.socket.send_text('{"type":"batch","messages":[' + ",".join(texts) + "]}")
+
+    def _fresh(self, seq: int | None, text: str) -> str | None:
+        """The message to send, or None for a logged event this client already has (from the replay)."""
+        if seq is not None:
+            if seq <= self.sent_seq:
+                return None
+            self.sent_seq = seq
+        return text
 
     def cut_off(self, reason: str) -> None:
         if self.closed is not None:
@@ -139,6 +156,10 @@ class Client:
     def stop(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
+
+
+#: messages in one ``batch`` frame at most
+BATCH_MAX = 200
 
 
 def encode(msg: dict[str, Any]) -> str:
@@ -308,8 +329,10 @@ class Hub:
             c.offer(seq, text)
 
     # -- the client side ---------------------------------------------------------------------------------------
-    def client(self, socket: Socket, name: str, unit_id: int | None = None) -> Client:
-        return Client(socket, name, unit_id=unit_id, queue_max=self.queue_max, on_cut_off=self._count_cut_off)
+    def client(self, socket: Socket, name: str, unit_id: int | None = None, *, batch: bool = False) -> Client:
+        return Client(
+            socket, name, unit_id=unit_id, queue_max=self.queue_max, batch=batch, on_cut_off=self._count_cut_off
+        )
 
     def _count_cut_off(self, _client: Client) -> None:
         self.cut_offs += 1

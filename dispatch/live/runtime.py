@@ -47,6 +47,8 @@ class Live:
             queue_max=queue_max,
         )
         self._seen: dict[int, float] = {}
+        self._seen_pending: set[int] = set()
+        self._seen_writer: asyncio.Task[None] | None = None
         self._resent: dict[tuple[int, int], float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
@@ -75,6 +77,9 @@ class Live:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._seen_writer is not None:
+            with contextlib.suppress(Exception):
+                await self._seen_writer  # the last phones heard from are written
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -111,13 +116,31 @@ class Live:
             msg = {**as_message(event_message(u.event)), "resent": True}
             self.hub.send_to_unit(u.unit_id, msg)
 
-    async def seen(self, unit_id: int) -> None:
-        """A crew phone was heard from: recorded in the database at most every ``seen_every_s``."""
+    async def seen(self, unit_id: int, *, wait: bool = False) -> None:
+        """A crew phone was heard from: recorded in the database at most every ``seen_every_s``. The phones
+        heard from meanwhile are written together, one transaction at a time; a message from a phone is not
+        held up behind that write, unless ``wait`` (a socket opening: its ``unit.connected`` comes before
+        the ``hello``)."""
         now = time.monotonic()
         if now - self._seen.get(unit_id, -1e9) < self.seen_every_s:
             return
         self._seen[unit_id] = now
-        await asyncio.to_thread(presence.mark_seen, self.ctx, unit_id)
+        self._seen_pending.add(unit_id)
+        if self._seen_writer is None or self._seen_writer.done():
+            self._seen_writer = asyncio.get_running_loop().create_task(self._write_seen())
+        if wait:
+            await asyncio.shield(self._seen_writer)
+
+    async def _write_seen(self) -> None:
+        while self._seen_pending:
+            ids = sorted(self._seen_pending)
+            self._seen_pending.clear()
+            try:
+                await asyncio.to_thread(presence.mark_seen, self.ctx, ids)
+            except Exception:  # noqa: BLE001 - the database may be away for a moment: written with the next ones
+                log.exception("recording phones heard from failed")
+                for unit_id in ids:
+                    self._seen.pop(unit_id, None)
 
     def forget(self, unit_id: int) -> None:
         """The crew's socket closed: the next message from it is written at once (it may have reconnected

@@ -60,6 +60,8 @@ class Ctx:
     state_lock: threading.Lock = field(default_factory=threading.Lock)
     #: the place-name index of GET /api/v1/geocode, built on its first query (dispatch.geo.gazetteer)
     gazetteer: GazetteerCache = field(default_factory=GazetteerCache)
+    #: stores position fixes many per transaction (dispatch.services.positions.FixWriter), made on first use
+    fix_writer: Any = None
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""

@@ -14,11 +14,16 @@ decides alike). Any other fix is pushed as a live-only bus message (``seq`` None
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection, bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from dispatch.core.errors import DispatchError, InvalidInput, NotFound
@@ -175,18 +180,19 @@ def report_fix(ctx: Ctx, *, actor: Actor, unit_id: int, fix: Fix, source: str) -
     _own_unit(actor, unit_id, "report the position of")
     at = check_fix(fix, ctx.clock())
     out: dict[str, Any] = {"unit_id": unit_id, "stored": False, "flag": None, "seq": None}
-    with ctx.reader() as r:
-        unit = _unit(r, unit_id)
-        verdict = _judge(r, unit, fix, at)
+    # most fixes are only pushed live: they are judged on one plain row read (no ORM session: this runs for
+    # every fix of every unit); the ones to store are judged again inside their transaction
+    with ctx.engine.execution_options(dispatch_readonly=True).connect() as c:
+        row = c.execute(_UNIT_NOW, {"unit_id": unit_id}).first()
+        if row is None:
+            raise NotFound(f"unit {unit_id} does not exist")
+        unit: Unit | _UnitNow = _UnitNow(*row)
+        verdict = _judge(c, unit, fix, at)
     if verdict is None:
         return out
     target: LatLon | None = None
     if verdict.store:
-        with unit_of_work(ctx, actor) as uow:
-            unit = _unit(uow.session, unit_id)
-            verdict = _judge(uow.session, unit, fix, at)  # again, on the row as this transaction holds it
-            if verdict is not None and verdict.store:
-                out["seq"], target = _store(uow, unit, fix, at, source, verdict.flag)
+        verdict, out["seq"], target = _writer(ctx).store(_Pending(actor, unit_id, fix, at, source))
         if verdict is None:
             return out
         out.update(stored=verdict.store, flag=verdict.flag)
@@ -198,6 +204,87 @@ def report_fix(ctx: Ctx, *, actor: Actor, unit_id: int, fix: Fix, source: str) -
     if target is not None:
         _push_eta(ctx, actor, unit, LatLon(fix.lat, fix.lon), target, at)
     return out
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A fix that thinning keeps, on its way to the database."""
+
+    actor: Actor
+    unit_id: int
+    fix: Fix
+    at: datetime
+    source: str
+
+
+_Stored = tuple[_Verdict | None, int | None, LatLon | None]  # verdict on the row, event seq, ETA target
+
+
+class FixWriter:
+    """Stores the fixes thinning keeps, many per transaction (group commit).
+
+    With SQLite's full fsync on every commit, one transaction per fix made the write lock the bottleneck at a
+    few hundred units reporting every second: each fix waited for the commits of the fixes before it. Here one
+    thread takes every fix that has queued up meanwhile (up to ``MAX_BATCH``) and writes them in one
+    transaction, each judged again on its unit's row as the transaction holds it. The callers (worker threads)
+    wait for the commit, so a stored fix is answered only once it is durable. A batch that fails is retried one
+    fix per transaction, so that one bad fix cannot fail the others.
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.batches = 0
+        self._queue: queue.SimpleQueue[tuple[_Pending, Future[_Stored]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="fix-writer", daemon=True).start()
+
+    def store(self, pending: _Pending) -> _Stored:
+        done: Future[_Stored] = Future()
+        self._queue.put((pending, done))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.batches += 1
+            try:
+                results = self._write([p for p, _ in batch])
+            except Exception:  # noqa: BLE001 - each fix alone: the others must not fail with the bad one
+                for p, done in batch:
+                    try:
+                        done.set_result(self._write([p])[0])
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller, which answers with it
+                        done.set_exception(exc)
+                continue
+            for (_, done), result in zip(batch, results, strict=True):
+                done.set_result(result)
+
+    def _write(self, batch: list[_Pending]) -> list[_Stored]:
+        out: list[_Stored] = []
+        with unit_of_work(self.ctx, batch[0].actor) as uow:
+            for p in batch:
+                uow.actor = p.actor  # each fix's event names the crew (or dispatcher) that reported it
+                unit = _unit(uow.session, p.unit_id)
+                verdict = _judge(uow.session, unit, p.fix, p.at)  # again, on the row as this transaction holds it
+                seq, target = None, None
+                if verdict is not None and verdict.store:
+                    seq, target = _store(uow, unit, p.fix, p.at, p.source, verdict.flag)
+                out.append((verdict, seq, target))
+        return out
+
+
+def _writer(ctx: Ctx) -> FixWriter:
+    with ctx.state_lock:
+        if ctx.fix_writer is None:
+            ctx.fix_writer = FixWriter(ctx)
+        writer: FixWriter = ctx.fix_writer
+        return writer
 
 
 def remember_fix(ctx: Ctx, message: dict[str, Any]) -> bool:
@@ -214,6 +301,25 @@ def remember_fix(ctx: Ctx, message: dict[str, Any]) -> bool:
     return at.tzinfo is not None and _remember(ctx, message["unit_id"], lat, lon, at)
 
 
+@dataclass(frozen=True)
+class _UnitNow:
+    """What judging a fix needs of a unit's row."""
+
+    id: int
+    lat: float | None
+    lon: float | None
+    position_at: datetime | None
+    incident_id: int | None
+    status: str
+    type: str
+
+
+_UNIT_TABLE = Unit.__table__  # type: ignore[attr-defined]
+_UNIT_NOW = sa_select(
+    *(_UNIT_TABLE.c[name] for name in ("id", "lat", "lon", "position_at", "incident_id", "status", "type"))
+).where(_UNIT_TABLE.c.id == bindparam("unit_id"))
+
+
 def _unit(s: Session, unit_id: int) -> Unit:
     unit = s.get(Unit, unit_id)
     if unit is None:
@@ -221,7 +327,7 @@ def _unit(s: Session, unit_id: int) -> Unit:
     return unit
 
 
-def _judge(s: Session, unit: Unit, fix: Fix, at: datetime) -> _Verdict | None:
+def _judge(s: Session | Connection, unit: Unit | _UnitNow, fix: Fix, at: datetime) -> _Verdict | None:
     """Whether to store the fix and why it looks wrong; None for a fix not newer than the stored one."""
     if unit.position_at is None or unit.lat is None or unit.lon is None:
         return _Verdict(store=True)
@@ -240,10 +346,10 @@ def _judge(s: Session, unit: Unit, fix: Fix, at: datetime) -> _Verdict | None:
     return _Verdict(store=store)
 
 
-def _has_fix(s: Session, unit_id: int) -> bool:
+def _has_fix(s: Session | Connection, unit_id: int) -> bool:
     """Whether the unit's stored position came from a fix (and not from its station, where it was seeded)."""
     q = select(Position.id).where(Position.unit_id == unit_id, col(Position.flag).is_(None)).limit(1)
-    return s.exec(q).first() is not None
+    return s.execute(q).first() is not None
 
 
 def _measured(fix: Fix) -> dict[str, Any]:
@@ -295,7 +401,7 @@ def _remember(ctx: Ctx, unit_id: int, lat: float, lon: float, at: datetime) -> b
     return True
 
 
-def _live(ctx: Ctx, actor: Actor, kind: str, unit: Unit, data: dict[str, Any]) -> dict[str, Any]:
+def _live(ctx: Ctx, actor: Actor, kind: str, unit: Unit | _UnitNow, data: dict[str, Any]) -> dict[str, Any]:
     """A live-only bus message: the shape of an event, without a sequence number (never stored, never replayed)."""
     return {
         "seq": None,
@@ -308,7 +414,7 @@ def _live(ctx: Ctx, actor: Actor, kind: str, unit: Unit, data: dict[str, Any]) -
     }
 
 
-def _push_eta(ctx: Ctx, actor: Actor, unit: Unit, origin: LatLon, target: LatLon, at: datetime) -> None:
+def _push_eta(ctx: Ctx, actor: Actor, unit: Unit | _UnitNow, origin: LatLon, target: LatLon, at: datetime) -> None:
     """Publish the unit's drive time to its incident (``unit.eta``), at most every ETA_EVERY per unit."""
     router = ctx.routers.get(UnitType(unit.type).vehicle)
     if router is None or not _eta_due(ctx, unit.id or 0):

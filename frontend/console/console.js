@@ -101,6 +101,7 @@ async function enter() {
   if (socket) socket.stop();
   socket = new LiveSocket("/ws/console", {
     token: session.token,
+    batch: true,
     handlers: {
       onMessage,
       onState: (st) => {

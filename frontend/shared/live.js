@@ -10,8 +10,9 @@ const WATCHDOG_MS = 45000;
 
 export class LiveSocket {
   // handlers: onMessage(msg), onState("connecting" | "open" | "closed"), onAuthFailed(error), onReset()
-  constructor(path, { token, after = null, handlers = {} }) {
+  constructor(path, { token, after = null, handlers = {}, batch = false }) {
     this.path = path;
+    this.batch = batch; // the server may put messages that wait together into one {"type": "batch"} frame
     this.token = token;
     this.lastSeq = after;
     this.handlers = handlers;
@@ -27,6 +28,7 @@ export class LiveSocket {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const q = new URLSearchParams({ token: this.token });
     if (this.lastSeq !== null && this.lastSeq !== undefined) q.set("after", String(this.lastSeq));
+    if (this.batch) q.set("batch", "1");
     return `${proto}//${location.host}${this.path}?${q}`;
   }
 
@@ -101,22 +103,7 @@ export class LiveSocket {
       } catch {
         return;
       }
-      if (msg.type === "hello") {
-        if (this.lastSeq !== null && typeof msg.seq === "number" && msg.seq < this.lastSeq) {
-          // the server's log is behind what we saw (a restored database): start over from it
-          this.lastSeq = msg.seq;
-          if (this.handlers.onReset) this.handlers.onReset();
-        }
-        if (this.lastSeq === null) this.lastSeq = msg.seq;
-      }
-      if (msg.type === "event" && typeof msg.seq === "number") {
-        if (!msg.resent && this.lastSeq !== null && msg.seq <= this.lastSeq) return; // already applied
-        if (this.lastSeq === null || msg.seq > this.lastSeq) this.lastSeq = msg.seq;
-      }
-      if (msg.type === "error" && msg.error && msg.error.status === 401 && this.handlers.onAuthFailed) {
-        this.handlers.onAuthFailed(msg.error);
-      }
-      if (this.handlers.onMessage) this.handlers.onMessage(msg);
+      for (const one of msg.type === "batch" ? msg.messages : [msg]) this.handle(one);
     };
     ws.onclose = (e) => {
       if (this.ws !== ws) return; // a socket we already replaced
@@ -130,6 +117,26 @@ export class LiveSocket {
       if (e.code === 4400) this.lastSeq = null; // our after= was refused: start from now, the state is reread
       this.retry();
     };
+  }
+
+  // one message (a batch frame's messages one by one, in order)
+  handle(msg) {
+    if (msg.type === "hello") {
+      if (this.lastSeq !== null && typeof msg.seq === "number" && msg.seq < this.lastSeq) {
+        // the server's log is behind what we saw (a restored database): start over from it
+        this.lastSeq = msg.seq;
+        if (this.handlers.onReset) this.handlers.onReset();
+      }
+      if (this.lastSeq === null) this.lastSeq = msg.seq;
+    }
+    if (msg.type === "event" && typeof msg.seq === "number") {
+      if (!msg.resent && this.lastSeq !== null && msg.seq <= this.lastSeq) return; // already applied
+      if (this.lastSeq === null || msg.seq > this.lastSeq) this.lastSeq = msg.seq;
+    }
+    if (msg.type === "error" && msg.error && msg.error.status === 401 && this.handlers.onAuthFailed) {
+      this.handlers.onAuthFailed(msg.error);
+    }
+    if (this.handlers.onMessage) this.handlers.onMessage(msg);
   }
 
   retry() {

@@ -158,3 +158,42 @@ def test_live_fixes_reach_consoles_batched_and_crews_not_at_all() -> None:
         await hub.stop()
 
     asyncio.run(run())
+
+
+class SlowSocket(Socket):
+    """A socket whose sends take a while (a large frame on a busy link): messages queue up behind each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[dict[str, Any]] = []
+
+    async def send_text(self, data: str) -> None:
+        await asyncio.sleep(0.02)
+        frame = json.loads(data)
+        self.frames.append(frame)
+        self.sent.extend(frame["messages"] if frame.get("type") == "batch" else [frame])
+
+
+def test_a_console_that_asks_for_batches_gets_the_messages_that_waited_together_in_one_frame() -> None:
+    async def run() -> None:
+        log = Log()
+        hub = await _hub(log)
+        batched, plain = SlowSocket(), SlowSocket()
+        for sock, batch in ((batched, True), (plain, False)):
+            await hub.attach(hub.client(sock, "console", batch=batch), None, log.after)
+        hub.receive(log.add(1))
+        await asyncio.sleep(0.005)  # the first is on its way (a send takes 20 ms) when the others come
+        for seq in range(2, 11):
+            hub.receive(log.add(seq))
+        await asyncio.sleep(0.4)
+        # the same events in the same order; the first goes alone, the nine that queued behind it in one frame
+        assert seqs(batched) == seqs(plain) == list(range(1, 11))
+        assert [len(f["messages"]) if f.get("type") == "batch" else 1 for f in batched.frames] == [1, 9]
+        assert len(plain.frames) == 10
+        # a replayed event is not sent twice inside a batch either
+        hub.receive(log.events[4])
+        await asyncio.sleep(0.1)
+        assert seqs(batched) == list(range(1, 11))
+        await hub.stop()
+
+    asyncio.run(run())
