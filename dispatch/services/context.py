@@ -101,6 +101,42 @@ class UnitOfWork:
         self._events.append(ev)
         return ev
 
+    def emit_many(self, new: list[NewEvent]) -> list[Event]:
+        """Several events in order, for one counter update and one multi-row INSERT (a batch of position
+        fixes); the same sequence numbers and log rows as that many :meth:`emit` calls."""
+        if not new:
+            return []
+        last = self.session.execute(
+            text("UPDATE eventcounter SET value = value + :n WHERE id = 1 RETURNING value"), {"n": len(new)}
+        ).scalar_one()
+        first = int(last) - len(new) + 1
+        events = [
+            Event(
+                seq=first + i,
+                at=self.now,
+                actor=e.actor,
+                kind=e.kind,
+                incident_id=e.incident_id,
+                unit_id=e.unit_id,
+                data=_jsonable(e.data),
+            )
+            for i, e in enumerate(new)
+        ]
+        self.session.execute(insert_row(Event), [row_values(ev) for ev in events])
+        self._events.extend(events)
+        return events
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event for :meth:`UnitOfWork.emit_many`, with the actor it is recorded under."""
+
+    kind: str
+    actor: str
+    incident_id: int | None
+    unit_id: int | None
+    data: dict[str, Any]
+
 
 def insert_row(model: type[SQLModel]) -> Insert:
     """A Core INSERT into a model's table, for rows written once and never changed in the same transaction."""

@@ -18,18 +18,19 @@ import queue
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlmodel import Session, col, select
 
 from dispatch.core.errors import DispatchError, InvalidInput, NotFound
 from dispatch.core.types import LatLon, UnitStatus, UnitType
 from dispatch.db.models import Incident, Position, Unit
-from dispatch.services.context import Actor, Ctx, UnitOfWork, insert_row, row_values, unit_of_work
+from dispatch.services.context import Actor, Ctx, NewEvent, insert_row, row_values, unit_of_work
 from dispatch.services.units import MAX_CLOCK_SKEW, _own_unit
 
 #: a fix older than this is refused (a phone flushing a day-old buffer, or a clock far off)
@@ -266,17 +267,71 @@ class FixWriter:
                 done.set_result(result)
 
     def _write(self, batch: list[_Pending]) -> list[_Stored]:
-        out: list[_Stored] = []
+        """One transaction for the batch, set-wise: one read of the units, then one INSERT of the positions,
+        one UPDATE of the units that moved and one counter update + INSERT for the events (a few statements
+        instead of a handful per fix: the batch holds the interpreter, which the sockets wait for)."""
+        out: list[tuple[_Verdict | None, int | None, int | None]] = []  # verdict, event index, unit to target
         with unit_of_work(self.ctx, batch[0].actor) as uow:
+            s = uow.session
+            units = {row[0]: _UnitNow(*row) for row in s.execute(_UNITS_NOW, {"ids": [p.unit_id for p in batch]})}
+            positions: list[dict[str, Any]] = []
+            moved: dict[int, dict[str, Any]] = {}
+            events: list[NewEvent] = []
             for p in batch:
-                uow.actor = p.actor  # each fix's event names the crew (or dispatcher) that reported it
-                unit = _unit(uow.session, p.unit_id)
-                verdict = _judge(uow.session, unit, p.fix, p.at)  # again, on the row as this transaction holds it
-                seq, target = None, None
-                if verdict is not None and verdict.store:
-                    seq, target = _store(uow, unit, p.fix, p.at, p.source, verdict.flag)
-                out.append((verdict, seq, target))
-        return out
+                unit = units.get(p.unit_id)
+                if unit is None:
+                    raise NotFound(f"unit {p.unit_id} does not exist")
+                verdict = _judge(s, unit, p.fix, p.at)  # again, on the row as this transaction holds it
+                if verdict is None or not verdict.store:
+                    out.append((verdict, None, None))
+                    continue
+                row = Position(
+                    **_measured(p.fix),
+                    unit_id=unit.id,
+                    incident_id=unit.incident_id,
+                    at=p.at,
+                    received_at=uow.now,
+                    source=p.source,
+                    flag=verdict.flag,
+                )
+                positions.append(row_values(row))
+                data = _fix_data(p.fix, p.at, p.source)
+                if verdict.flag is not None:  # kept for review; the unit does not move
+                    data = {"flag": verdict.flag, **data}
+                    events.append(NewEvent("unit.position_flagged", p.actor.name, unit.incident_id, unit.id, data))
+                    out.append((verdict, len(events) - 1, None))
+                    continue
+                units[unit.id] = unit = replace(unit, lat=p.fix.lat, lon=p.fix.lon, position_at=p.at)
+                seen = p.actor.unit_id == unit.id or moved.get(unit.id, {}).get("seen", False)
+                moved[unit.id] = {"uid": unit.id, "lat": p.fix.lat, "lon": p.fix.lon, "at": p.at, "seen": seen}
+                events.append(NewEvent("unit.position", p.actor.name, unit.incident_id, unit.id, data))
+                out.append((verdict, len(events) - 1, unit.id))
+            if positions:
+                s.execute(insert_row(Position), positions)
+            for seen in (True, False):  # the phone itself (not a dispatcher placing the unit) sets last_seen_at
+                rows = [
+                    {"uid": m["uid"], "lat": m["lat"], "lon": m["lon"], "at": m["at"]}
+                    | ({"now": uow.now} if seen else {})
+                    for m in moved.values()
+                    if m["seen"] is seen
+                ]
+                if rows:
+                    s.execute(_MOVE_SEEN if seen else _MOVE, rows)
+            logged = uow.emit_many(events)
+            driving = [
+                u for u in units.values() if u.incident_id is not None and UnitStatus(u.status) in DRIVING_TO_CALL
+            ]
+            targets = {}
+            if driving:
+                q = select(Incident.id, Incident.lat, Incident.lon).where(
+                    col(Incident.id).in_({u.incident_id for u in driving})
+                )
+                at_incident = {i: LatLon(lat, lon) for i, lat, lon in s.execute(q)}
+                targets = {u.id: at_incident.get(u.incident_id or 0) for u in driving}
+        return [
+            (verdict, None if i is None else logged[i].seq, None if uid is None else targets.get(uid))
+            for verdict, i, uid in out
+        ]
 
 
 def _writer(ctx: Ctx) -> FixWriter:
@@ -315,9 +370,17 @@ class _UnitNow:
 
 
 _UNIT_TABLE = Unit.__table__  # type: ignore[attr-defined]
-_UNIT_NOW = sa_select(
-    *(_UNIT_TABLE.c[name] for name in ("id", "lat", "lon", "position_at", "incident_id", "status", "type"))
-).where(_UNIT_TABLE.c.id == bindparam("unit_id"))
+_UNIT_COLUMNS = ("id", "lat", "lon", "position_at", "incident_id", "status", "type")
+_UNIT_NOW = sa_select(*(_UNIT_TABLE.c[name] for name in _UNIT_COLUMNS)).where(_UNIT_TABLE.c.id == bindparam("unit_id"))
+_UNITS_NOW = sa_select(*(_UNIT_TABLE.c[name] for name in _UNIT_COLUMNS)).where(
+    _UNIT_TABLE.c.id.in_(bindparam("ids", expanding=True))
+)
+_MOVE = (
+    sa_update(_UNIT_TABLE)
+    .where(_UNIT_TABLE.c.id == bindparam("uid"))
+    .values(lat=bindparam("lat"), lon=bindparam("lon"), position_at=bindparam("at"))
+)
+_MOVE_SEEN = _MOVE.values(last_seen_at=bindparam("now"))
 
 
 def _unit(s: Session, unit_id: int) -> Unit:
@@ -359,38 +422,6 @@ def _measured(fix: Fix) -> dict[str, Any]:
 
 def _fix_data(fix: Fix, at: datetime, source: str) -> dict[str, Any]:
     return {**_measured(fix), "position_at": at.isoformat(), "source": source}
-
-
-def _store(
-    uow: UnitOfWork, unit: Unit, fix: Fix, at: datetime, source: str, flag: str | None
-) -> tuple[int, LatLon | None]:
-    """Write the fix; move the unit unless it is flagged. Returns the event's seq and, for a unit driving to a
-    call, the incident's position (for the ETA)."""
-    s = uow.session
-    row = Position(
-        **_measured(fix),
-        unit_id=unit.id or 0,
-        incident_id=unit.incident_id,
-        at=at,
-        received_at=uow.now,
-        source=source,
-        flag=flag,
-    )
-    s.execute(insert_row(Position), row_values(row))
-    data = _fix_data(fix, at, source)
-    if flag is not None:
-        ev = uow.emit("unit.position_flagged", unit_id=unit.id, incident_id=unit.incident_id, flag=flag, **data)
-        return ev.seq, None
-    unit.lat, unit.lon, unit.position_at = fix.lat, fix.lon, at
-    if uow.actor.unit_id == unit.id:  # the phone itself (not a dispatcher placing the unit) was heard from
-        unit.last_seen_at = uow.now
-    s.add(unit)
-    ev = uow.emit("unit.position", unit_id=unit.id, incident_id=unit.incident_id, **data)
-    target = None
-    if unit.incident_id is not None and UnitStatus(unit.status) in DRIVING_TO_CALL:
-        inc = s.get(Incident, unit.incident_id)
-        target = LatLon(inc.lat, inc.lon) if inc is not None else None
-    return ev.seq, target
 
 
 def _remember(ctx: Ctx, unit_id: int, lat: float, lon: float, at: datetime) -> bool:
