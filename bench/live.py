@@ -129,7 +129,7 @@ class NaiveHub(Hub):
         self.delivered += 1
         self._outbox.put_nowait((None, msg))
 
-    def client(self, socket: Socket, name: str, unit_id: int | None = None, *, batch: bool = False) -> Client:
+    def client(self, socket: Socket, name: str, unit_id: int | None = None, *, batch: bool = False) -> Client:  # noqa: ARG002
         c = NaiveClient(socket, name, unit_id=unit_id, queue_max=self.queue_max)  # one message per send, always
         c.outbox = self._outbox
         return c
@@ -169,7 +169,14 @@ def serve_naive(host: str, port: int) -> int:
     settings = Settings.from_env()
     ctx = build_ctx(settings)
     print(f"naive-broadcast API on http://{host}:{port}/api/v1", flush=True)
-    uvicorn.run(create_app(settings, ctx=ctx), host=host, port=port, log_level="warning")
+    # permessage-deflate as our server has it (DISPATCH_WS_DEFLATE), so both pay the same per message
+    uvicorn.run(
+        create_app(settings, ctx=ctx),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws_per_message_deflate=settings.ws_deflate,
+    )
     return 0
 
 
@@ -683,10 +690,10 @@ async def positions_scenario(
     lost_per_console = [sent[0] - st.count for st in stats]
     stored = np.concatenate([np.frombuffer(st.stored_delays) for st in stats]) * 1e3 if stats else np.zeros(0)
     # the worst seconds of the run: is the tail spread out, or a few stalls?
-    sent = np.concatenate([np.frombuffer(st.sent_at) for st in stats]) if stats else np.zeros(0)
+    sent_at = np.concatenate([np.frombuffer(st.sent_at) for st in stats]) if stats else np.zeros(0)
     every = np.concatenate([np.frombuffer(st.delays) for st in stats]) * 1e3 if stats else np.zeros(0)
-    if len(sent):
-        second = (sent - sent.min()).astype(int)
+    if len(sent_at):
+        second = (sent_at - sent_at.min()).astype(int)
         worst = np.zeros(second.max() + 1)
         np.maximum.at(worst, second, every)
         top = np.argsort(worst)[::-1][:6]

@@ -301,7 +301,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, *, demo: bool) -> in
                 print("no users yet: add one with  DISPATCH_PASSWORD=... dispatch users add NAME --role dispatcher")
     print(f"API on http://{args.host}:{args.port}/api/v1 (OpenAPI: http://{args.host}:{args.port}/docs)", flush=True)
     if args.workers == 1:
-        uvicorn.run(create_app(settings, ctx=ctx), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(
+            create_app(settings, ctx=ctx),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            ws_per_message_deflate=settings.ws_deflate,
+        )
         return 0
     ctx.engine.dispose()
     ctx.bus.close()
@@ -314,6 +320,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, *, demo: bool) -> in
         port=args.port,
         workers=args.workers,
         log_level="warning",
+        ws_per_message_deflate=settings.ws_deflate,
     )
     return 0
 

@@ -33,6 +33,9 @@ class Settings:
     heartbeat_timeout_s: float = 90.0
     #: messages a websocket client may have waiting before it is cut off as too slow
     ws_queue: int = 1000
+    #: permessage-deflate on the websockets: off by default, because compressing every message once per socket
+    #: was the largest cost of a fan-out to many consoles (bench/live.py); worth it only on slow links
+    ws_deflate: bool = False
     #: an online tile server the console may offer beside the offline basemap, as a URL template with {z}, {x}
     #: and {y} (e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png); None: the offline basemap only
     online_tile_url: str | None = None
@@ -43,7 +46,8 @@ class Settings:
         ``DISPATCH_DATABASE_URL`` (SQLite file by default, or ``postgresql://...``), ``DISPATCH_TIMEZONE``,
         ``DISPATCH_REDIS_URL`` and ``DISPATCH_REDIS_CHANNEL`` (the bus of several processes),
         ``DISPATCH_ACK_TIMEOUT_S``, ``DISPATCH_RESEND_S``, ``DISPATCH_HEARTBEAT_TIMEOUT_S`` (seconds),
-        ``DISPATCH_WS_QUEUE`` (messages), ``DISPATCH_ONLINE_TILE_URL`` (a tile URL template with {z}, {x}, {y})."""
+        ``DISPATCH_WS_QUEUE`` (messages), ``DISPATCH_WS_DEFLATE`` (1/0),
+        ``DISPATCH_ONLINE_TILE_URL`` (a tile URL template with {z}, {x}, {y})."""
         e = os.environ if env is None else env
         try:
             max_snap = float(e.get("DISPATCH_MAX_SNAP_M", DEFAULT_MAX_SNAP_M))
@@ -70,6 +74,7 @@ class Settings:
             resend_s=_seconds(e, "DISPATCH_RESEND_S", 10.0),
             heartbeat_timeout_s=_seconds(e, "DISPATCH_HEARTBEAT_TIMEOUT_S", 90.0),
             ws_queue=_count(e, "DISPATCH_WS_QUEUE", 1000),
+            ws_deflate=_flag(e, "DISPATCH_WS_DEFLATE", False),
             online_tile_url=_tile_url(e, "DISPATCH_ONLINE_TILE_URL"),
         )
 
@@ -85,6 +90,15 @@ def _seconds(env: os._Environ[str] | dict[str, str], name: str, default: float) 
     if not 0.1 <= value <= 86_400:
         raise InvalidInput(f"{name} must be between 0.1 and 86400 seconds; got {value:g}")
     return value
+
+
+def _flag(env: os._Environ[str] | dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise InvalidInput(f"{name} must be 1 or 0 (true/false, yes/no, on/off); got {raw!r}")
+    return raw in ("1", "true", "yes", "on")
 
 
 def _count(env: os._Environ[str] | dict[str, str], name: str, default: int) -> int:

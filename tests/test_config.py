@@ -12,6 +12,7 @@ def test_live_push_defaults() -> None:
     s = Settings.from_env({})
     assert (s.ack_timeout_s, s.resend_s, s.heartbeat_timeout_s, s.ws_queue) == (30.0, 10.0, 90.0, 1000)
     assert s.redis_url is None and s.redis_channel == "dispatch:events"
+    assert s.ws_deflate is False
 
 
 def test_live_push_settings_are_read() -> None:
@@ -23,8 +24,10 @@ def test_live_push_settings_are_read() -> None:
             "DISPATCH_WS_QUEUE": "250",
             "DISPATCH_REDIS_URL": "redis://127.0.0.1:6379/2",
             "DISPATCH_REDIS_CHANNEL": "hanoi",
+            "DISPATCH_WS_DEFLATE": "on",
         }
     )
+    assert s.ws_deflate is True
     assert (s.ack_timeout_s, s.resend_s, s.heartbeat_timeout_s, s.ws_queue) == (45.0, 5.0, 120.0, 250)
     assert (s.redis_url, s.redis_channel) == ("redis://127.0.0.1:6379/2", "hanoi")
 
@@ -38,6 +41,7 @@ def test_live_push_settings_are_read() -> None:
         ("DISPATCH_WS_QUEUE", "lots", "DISPATCH_WS_QUEUE must be a whole number from 1 to 1000000"),
         ("DISPATCH_WS_QUEUE", "0", "from 1 to 1000000"),
         ("DISPATCH_REDIS_URL", "127.0.0.1:6379", "use redis://HOST:PORT/DB"),
+        ("DISPATCH_WS_DEFLATE", "maybe", "DISPATCH_WS_DEFLATE must be 1 or 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_reason(name: str, value: str, words: str) -> None:
