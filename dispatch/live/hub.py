@@ -320,7 +320,10 @@ class Hub:
                 log.exception("handling event %s failed", msg.get("seq"))
         seq = msg.get("seq")
         text: str | None = None
-        for c in list(self.clients):
+        clients = list(self.clients)
+        # crews first: their writers wake first, so an assignment is on its way to the phone before the fan-out
+        # to every console (1,000 of them in bench/live.py) has begun
+        for c in [c for c in clients if c.is_crew] + [c for c in clients if not c.is_crew]:
             if c.closed is not None or not c.wants(msg):
                 continue
             c.follow(msg)
