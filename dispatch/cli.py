@@ -139,6 +139,15 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     iso.add_argument("--minutes", default="4,8,15", help="comma-separated minutes (default 4,8,15)")
     _add_graph_options(iso, settings)
     _add_query_options(iso)
+
+    cov = sub.add_parser("coverage", help="share of demand an ambulance reaches within some minutes of the stations")
+    cov.add_argument("--stations", type=Path, help="GeoJSON points (default: the stations in the database)")
+    cov.add_argument("--minutes", default="4,8,15", help="comma-separated minutes (default 4,8,15)")
+    cov.add_argument("--cell-m", type=float, default=500.0, help="cell size in metres (default 500)")
+    cov.add_argument("--geojson", type=Path, help="write the cells with their coverage to this GeoJSON file")
+    cov.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    _add_graph_options(cov, settings)
+    _add_query_options(cov)
     return parser
 
 
@@ -240,6 +249,42 @@ def cmd_isochrone(args: argparse.Namespace) -> int:
     minutes = parse_minutes(args.minutes)
     fc = isochrones(_router(args), LatLon.parse(args.origin), [m * 60 for m in minutes], at=at)
     _print_json(fc)
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from dispatch.geo.coverage import Station, coverage, load_stations
+
+    minutes = parse_minutes(args.minutes)
+    at = parse_at(args.at) if args.at else None
+    if args.stations is not None:
+        try:
+            text = args.stations.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {args.stations}: {exc.strerror}") from None
+        stations, skipped = load_stations(text, str(args.stations))
+        for reason, n in skipped.items():
+            print(f"skipped {n} feature(s) of {args.stations}: {reason}", file=sys.stderr)
+    else:
+        from dispatch.services.units import list_stations
+
+        rows = list_stations(_ctx_without_graphs(Settings.from_env()))
+        stations = [Station(r.name, LatLon(r.lat, r.lon)) for r in rows]
+    report = coverage(_router(args), stations, minutes, cell_m=args.cell_m, at=at)
+    if args.geojson is not None:
+        args.geojson.write_text(json.dumps(report.geojson(), ensure_ascii=False), encoding="utf-8")
+    if args.json:
+        _print_json(report.as_dict())
+        return 0
+    print(f"{len(stations)} stations, demand: {report.demand_source}, cells of {report.cell_m:g} m")
+    print(f"{'within':>8}  {'covered':>8}  {'backup (2+ stations)':>20}")
+    for t in report.thresholds_s:
+        print(f"{t / 60:>6g} min  {report.covered[t]:>8.1%}  {report.backup[t]:>20.1%}")
+    worst = report.worst(report.thresholds_s[len(report.thresholds_s) // 2], 5)
+    print("worst-covered cells (most demand outside the middle threshold):")
+    for c in worst:
+        median = "not reached" if c.median_s == float("inf") else f"{c.median_s / 60:.1f} min"
+        print(f"  {c.lat:.4f},{c.lon:.4f}  demand {c.demand:,.0f}  median {median}")
     return 0
 
 
@@ -376,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = build_parser(settings)
     args = parser.parse_args(argv)
-    handlers = {"route": cmd_route, "eta": cmd_eta, "isochrone": cmd_isochrone}
+    handlers = {"route": cmd_route, "eta": cmd_eta, "isochrone": cmd_isochrone, "coverage": cmd_coverage}
     try:
         if args.command == "graph":
             return cmd_graph_demo(args) if args.graph_command == "demo" else cmd_graph_build(args)

@@ -245,6 +245,29 @@ def test_isochrone_prints_geojson(cache: Path) -> None:
     assert fc["features"][0]["properties"]["area_km2"] > fc["features"][1]["properties"]["area_km2"]
 
 
+def test_coverage_from_a_station_file(cache: Path, tmp_path: Path) -> None:
+    stations = tmp_path / "stations.geojson"
+    point = {"type": "Point", "coordinates": [105.8566, 21.0236]}
+    fc = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "geometry": point, "properties": {"name": "115"}}],
+    }
+    stations.write_text(json.dumps(fc))
+    cells = tmp_path / "cells.geojson"
+    p = run(["coverage", "--stations", stations, "--minutes", "4,8", "--geojson", cells, "--json"], cache)
+    assert_ok(p)
+    report = json.loads(p.stdout)
+    assert report["stations"] == [{"name": "115", "lat": 21.0236, "lon": 105.8566}]
+    assert 0 < report["covered"]["4"] < report["covered"]["8"] < 1 and report["backup"]["8"] == 0
+    assert report["demand_source"].startswith("proxy")
+    assert len(json.loads(cells.read_text())["features"]) > 20
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    assert_one_line_error(run(["coverage", "--stations", empty], cache), "no usable station")
+    assert_one_line_error(run(["coverage", "--stations", stations, "--minutes", "0"], cache), "--minutes '0'")
+    assert_one_line_error(run(["coverage", "--stations", tmp_path / "nope.geojson"], cache), "cannot read")
+
+
 def test_graph_demo_prints_a_sample_route(cache: Path) -> None:
     p = run(["graph", "demo"], cache)
     assert_ok(p)
