@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from dispatch.api import basemap, errors, geocode, positions
+from dispatch.api import basemap, coverage, errors, geocode, positions
 from dispatch.api.frontend import mount_frontend
 from dispatch.api.live import live
 from dispatch.api.routes import api, health
@@ -16,4 +16,5 @@ def mount(app: FastAPI) -> None:
     app.include_router(live)
     app.include_router(geocode.router)
     app.include_router(basemap.router)
+    app.include_router(coverage.router)
     mount_frontend(app)
