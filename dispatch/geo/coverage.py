@@ -231,29 +231,31 @@ def _cells(
     row = np.floor(y / cell_m).astype(np.int64)
     col = np.floor(x / cell_m).astype(np.int64)
     order = np.lexsort((best, col, row))  # by cell, then by time within the cell (for the median)
-    row, col = row[order], col[order]
+    row, col, w, t = row[order], col[order], weights[order], best[order]
     starts = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (col[1:] != col[:-1])])
     ends = np.r_[starts[1:], len(order)]
+    total = np.add.reduceat(w, starts)
+    covered = [np.add.reduceat(w * (within[i][order] >= 1), starts) for i in range(len(thresholds))]
+    backup = [np.add.reduceat(w * (within[i][order] >= 2), starts) for i in range(len(thresholds))]
+    # the median unit of demand: the first junction (by time) where the cell's running demand reaches half
+    cum = np.cumsum(w)
+    before = cum[starts] - w[starts]
+    median_at = np.minimum(np.searchsorted(cum, before + total / 2.0), ends - 1)
+    median_s = t[median_at]
+    cos0 = math.cos(math.radians(lat0))
     cells: list[Cell] = []
-    for a, b in zip(starts, ends, strict=True):
-        idx = order[a:b]
-        w = weights[idx]
-        total = float(w.sum())
-        if total <= 0:
-            continue
-        cum = np.cumsum(w)
-        median_s = float(best[idx][np.searchsorted(cum, total / 2)])
-        r, c = int(row[a]), int(col[a])
+    for k in np.flatnonzero(total > 0):
+        r, c, tot = int(row[starts[k]]), int(col[starts[k]]), float(total[k])
         cells.append(
             Cell(
                 row=r,
                 col=c,
                 lat=lat0 + (r + 0.5) * cell_m / M_PER_DEG,
-                lon=lon0 + (c + 0.5) * cell_m / (M_PER_DEG * math.cos(math.radians(lat0))),
-                demand=total,
-                covered={th: float(w[within[i][idx] >= 1].sum() / total) for i, th in enumerate(thresholds)},
-                backup={th: float(w[within[i][idx] >= 2].sum() / total) for i, th in enumerate(thresholds)},
-                median_s=median_s,
+                lon=lon0 + (c + 0.5) * cell_m / (M_PER_DEG * cos0),
+                demand=tot,
+                covered={th: float(covered[i][k]) / tot for i, th in enumerate(thresholds)},
+                backup={th: float(backup[i][k]) / tot for i, th in enumerate(thresholds)},
+                median_s=float(median_s[k]),
             )
         )
     return cells
