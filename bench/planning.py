@@ -8,24 +8,32 @@ are not built yet.
 
     .venv/bin/python bench/planning.py                 # the 1M grid (bench/biggraph.py cache; ~1 min to build)
     .venv/bin/python bench/planning.py --size 300      # a 90,000-node grid, for a quick run
+    (python -m bench.planning works the same)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from bench.biggraph import load_or_build_grid
-from bench.machine import machine_info
-from bench.routing import nx_digraph
-from dispatch.core.types import LatLon
-from dispatch.geo.coverage import Station, coverage, road_length_demand
-from dispatch.geo.routing import Router
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "bench"):  # run as a script: `bench.` imports, and routing.py's own sibling imports
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from bench.biggraph import load_or_build_grid  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
+from bench.routing import nx_digraph  # noqa: E402
+from dispatch.core.types import LatLon  # noqa: E402
+from dispatch.geo.coverage import Station, coverage, road_length_demand  # noqa: E402
+from dispatch.geo.routing import Router  # noqa: E402
 
 MINUTES = (4.0, 8.0, 15.0)
 
