@@ -65,17 +65,8 @@ import numpy as np  # noqa: E402
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
 from bench.machine import machine_info  # noqa: E402
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = os.environ.get("DISPATCH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DISPATCH = ROOT / ".venv" / "bin" / "dispatch"
 USER, PASSWORD = "dispatcher", "demo-115-hanoi"
 VIEWPORT = {"width": 1440, "height": 900}

@@ -164,7 +164,7 @@ def road_length_demand(graph: RoadGraph) -> F64:
 def check_thresholds(minutes: Sequence[float]) -> tuple[float, ...]:
     if not minutes:
         raise InvalidInput("give at least one threshold in minutes, e.g. 8 or 4,8,15")
-    bad = [m for m in minutes if not (0 < m * 60 <= MAX_THRESHOLD_S) or math.isnan(m)]
+    bad = [m for m in minutes if not 0 < m * 60 <= MAX_THRESHOLD_S]  # NaN fails the comparison too
     if bad:
         raise InvalidInput(f"thresholds must be above 0 and at most {MAX_THRESHOLD_S / 60:g} minutes; got {bad}")
     return tuple(sorted({float(m) * 60 for m in minutes}))

@@ -107,7 +107,8 @@ class Client:
 
     async def _write(self) -> None:
         while True:
-            texts = [t for t in [self._fresh(*await self._queue.get())] if t is not None]
+            first = self._fresh(*await self._queue.get())
+            texts = [] if first is None else [first]
             # what queued up while the last frame was going out leaves in one frame: under a burst (300 phones
             # reconnecting, a fan-out of 1,000 sockets) the cost per frame, not per message, is paid
             while self.batch and len(texts) < BATCH_MAX and not self._queue.empty():

@@ -184,10 +184,10 @@ def report_fix(ctx: Ctx, *, actor: Actor, unit_id: int, fix: Fix, source: str) -
     # most fixes are only pushed live: they are judged on one plain row read (no ORM session: this runs for
     # every fix of every unit); the ones to store are judged again inside their transaction
     with ctx.engine.execution_options(dispatch_readonly=True).connect() as c:
-        row = c.execute(_UNIT_NOW, {"unit_id": unit_id}).first()
+        row = c.execute(_UNITS_NOW, {"ids": [unit_id]}).first()
         if row is None:
             raise NotFound(f"unit {unit_id} does not exist")
-        unit: Unit | _UnitNow = _UnitNow(*row)
+        unit = _UnitNow(*row)
         verdict = _judge(c, unit, fix, at)
     if verdict is None:
         return out
@@ -275,7 +275,8 @@ class FixWriter:
             s = uow.session
             units = {row[0]: _UnitNow(*row) for row in s.execute(_UNITS_NOW, {"ids": [p.unit_id for p in batch]})}
             positions: list[dict[str, Any]] = []
-            moved: dict[int, dict[str, Any]] = {}
+            moved: set[int] = set()  # units whose position this batch changes (their new one is in ``units``)
+            heard: set[int] = set()  # ... of them, the ones whose own phone reported (last_seen_at)
             events: list[NewEvent] = []
             for p in batch:
                 unit = units.get(p.unit_id)
@@ -302,26 +303,27 @@ class FixWriter:
                     out.append((verdict, len(events) - 1, None))
                     continue
                 units[unit.id] = unit = replace(unit, lat=p.fix.lat, lon=p.fix.lon, position_at=p.at)
-                seen = p.actor.unit_id == unit.id or moved.get(unit.id, {}).get("seen", False)
-                moved[unit.id] = {"uid": unit.id, "lat": p.fix.lat, "lon": p.fix.lon, "at": p.at, "seen": seen}
+                moved.add(unit.id)
+                if p.actor.unit_id == unit.id:  # the phone itself, not a dispatcher placing the unit
+                    heard.add(unit.id)
                 events.append(NewEvent("unit.position", p.actor.name, unit.incident_id, unit.id, data))
                 out.append((verdict, len(events) - 1, unit.id))
             if positions:
                 s.execute(insert_row(Position), positions)
-            for seen in (True, False):  # the phone itself (not a dispatcher placing the unit) sets last_seen_at
+            for seen, move in ((True, _MOVE_SEEN), (False, _MOVE)):
                 rows = [
-                    {"uid": m["uid"], "lat": m["lat"], "lon": m["lon"], "at": m["at"]}
+                    {"uid": u, "lat": units[u].lat, "lon": units[u].lon, "at": units[u].position_at}
                     | ({"now": uow.now} if seen else {})
-                    for m in moved.values()
-                    if m["seen"] is seen
+                    for u in moved
+                    if (u in heard) is seen
                 ]
                 if rows:
-                    s.execute(_MOVE_SEEN if seen else _MOVE, rows)
+                    s.execute(move, rows)
             logged = uow.emit_many(events)
             driving = [
-                u for u in units.values() if u.incident_id is not None and UnitStatus(u.status) in DRIVING_TO_CALL
+                units[u] for u in moved if units[u].incident_id and UnitStatus(units[u].status) in DRIVING_TO_CALL
             ]
-            targets = {}
+            targets: dict[int, LatLon | None] = {}
             if driving:
                 q = select(Incident.id, Incident.lat, Incident.lon).where(
                     col(Incident.id).in_({u.incident_id for u in driving})
@@ -371,7 +373,6 @@ class _UnitNow:
 
 _UNIT_TABLE = Unit.__table__  # type: ignore[attr-defined]
 _UNIT_COLUMNS = ("id", "lat", "lon", "position_at", "incident_id", "status", "type")
-_UNIT_NOW = sa_select(*(_UNIT_TABLE.c[name] for name in _UNIT_COLUMNS)).where(_UNIT_TABLE.c.id == bindparam("unit_id"))
 _UNITS_NOW = sa_select(*(_UNIT_TABLE.c[name] for name in _UNIT_COLUMNS)).where(
     _UNIT_TABLE.c.id.in_(bindparam("ids", expanding=True))
 )
@@ -383,14 +384,7 @@ _MOVE = (
 _MOVE_SEEN = _MOVE.values(last_seen_at=bindparam("now"))
 
 
-def _unit(s: Session, unit_id: int) -> Unit:
-    unit = s.get(Unit, unit_id)
-    if unit is None:
-        raise NotFound(f"unit {unit_id} does not exist")
-    return unit
-
-
-def _judge(s: Session | Connection, unit: Unit | _UnitNow, fix: Fix, at: datetime) -> _Verdict | None:
+def _judge(s: Session | Connection, unit: _UnitNow, fix: Fix, at: datetime) -> _Verdict | None:
     """Whether to store the fix and why it looks wrong; None for a fix not newer than the stored one."""
     if unit.position_at is None or unit.lat is None or unit.lon is None:
         return _Verdict(store=True)
@@ -399,7 +393,7 @@ def _judge(s: Session | Connection, unit: Unit | _UnitNow, fix: Fix, at: datetim
     distance_m = haversine_m(unit.lat, unit.lon, fix.lat, fix.lon)
     dt_s = (at - unit.position_at).total_seconds()
     speed_kph = distance_m / dt_s * 3.6
-    if distance_m >= JUMP_MIN_DISTANCE_M and speed_kph > MAX_SPEED_KPH and _has_fix(s, unit.id or 0):
+    if distance_m >= JUMP_MIN_DISTANCE_M and speed_kph > MAX_SPEED_KPH and _has_fix(s, unit.id):
         return _Verdict(
             store=True,
             flag=f"implausible jump: {distance_m / 1000:.1f} km in {dt_s:.0f} s from the fix of "
@@ -432,7 +426,7 @@ def _remember(ctx: Ctx, unit_id: int, lat: float, lon: float, at: datetime) -> b
     return True
 
 
-def _live(ctx: Ctx, actor: Actor, kind: str, unit: Unit | _UnitNow, data: dict[str, Any]) -> dict[str, Any]:
+def _live(ctx: Ctx, actor: Actor, kind: str, unit: _UnitNow, data: dict[str, Any]) -> dict[str, Any]:
     """A live-only bus message: the shape of an event, without a sequence number (never stored, never replayed)."""
     return {
         "seq": None,
@@ -445,7 +439,7 @@ def _live(ctx: Ctx, actor: Actor, kind: str, unit: Unit | _UnitNow, data: dict[s
     }
 
 
-def _push_eta(ctx: Ctx, actor: Actor, unit: Unit | _UnitNow, origin: LatLon, target: LatLon, at: datetime) -> None:
+def _push_eta(ctx: Ctx, actor: Actor, unit: _UnitNow, origin: LatLon, target: LatLon, at: datetime) -> None:
     """Publish the unit's drive time to its incident (``unit.eta``), at most every ETA_EVERY per unit."""
     router = ctx.routers.get(UnitType(unit.type).vehicle)
     if router is None or not _eta_due(ctx, unit.id or 0):

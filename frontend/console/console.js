@@ -202,7 +202,7 @@ function alertFor(msg) {
     }
   } else if (msg.kind === "unit.assigned") {
     dismissAlarm(`new-${msg.incident_id}`); // someone took it
-  } else if (msg.kind === "unit.acknowledged" || (msg.kind === "unit.status" && !["dispatched"].includes(d.status))) {
+  } else if (msg.kind === "unit.acknowledged" || (msg.kind === "unit.status" && d.status !== "dispatched")) {
     dismissAlarm(`unack-${msg.unit_id}`);
   }
 }
@@ -615,20 +615,22 @@ async function select(id, recs = null) {
   $("#no-selection").classList.add("hidden");
   $("#detail").classList.remove("hidden");
   renderDetail();
-  await refreshDetail();
+  await refreshDetail(recs);
 }
 
-async function refreshDetail() {
+// the incident's detail and timeline, and its recommendations (read again unless just given, e.g. by the
+// answer to creating the incident)
+async function refreshDetail(given = null) {
   const id = state.selected;
   if (!id) return;
   try {
     const [detail, recs] = await Promise.all([
       call(session, `/incidents/${id}`),
-      state.recs && state.recs._fresh !== false ? Promise.resolve(state.recs) : call(session, `/incidents/${id}/recommendations`),
+      given ? Promise.resolve(given) : call(session, `/incidents/${id}/recommendations`),
     ]);
     if (state.selected !== id) return;
     state.detail = detail;
-    state.recs = { ...recs, _fresh: false };
+    state.recs = recs;
     if (OPEN.has(detail.status)) state.incidents.set(id, { ...state.incidents.get(id), ...detail });
     await routesFor(detail);
     renderDetail();
@@ -642,7 +644,6 @@ function refreshRecsSoon() {
   if (recsTimer) return; // already coming: a stream of events must not keep pushing it back
   recsTimer = setTimeout(() => {
     recsTimer = null;
-    if (state.recs) state.recs._fresh = false;
     refreshDetail();
   }, 300);
 }

@@ -18,18 +18,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.api.conftest import PASSWORD, Database, Server
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("DISPATCH_CHROMIUM", "/usr/bin/chromium")
-#: as the machine's probe starts it: no sandbox as root, no background calls to the closed internet
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TIMEOUT_MS = 15_000
 
@@ -131,13 +121,17 @@ def status_events(server: Server, unit_id: int) -> list[str]:
     return [e["data"]["status"] for e in log if e["kind"] == "unit.status" and e["unit_id"] == unit_id]
 
 
-def assign_a01(server: Server, a01: int, complaint: str) -> int:
-    """A call at Hoan Kiem Lake, assigned to A01 over the API; its incident id."""
+def crew_with_a_call(pages: Pages, server: Server, database: Database, complaint: str) -> tuple[Page, int]:
+    """A01's crew page, then a call at Hoan Kiem Lake assigned to A01 over the API, shown on the page waiting
+    for its acknowledgement; the page and A01's unit id."""
+    crew = pages.crew("crew-a01")
+    a01 = database.units["A01"]
     with server.client() as c:
         inc = c.post("/incidents", json={"lat": 21.0287, "lon": 105.8524, "complaint": complaint}).raise_for_status()
-        incident_id: int = inc.json()["incident"]["id"]
+        incident_id = inc.json()["incident"]["id"]
         c.post(f"/incidents/{incident_id}/assignments", json={"unit_id": a01}).raise_for_status()
-    return incident_id
+    expect(crew.locator("#ack")).to_be_visible()
+    return crew, a01
 
 
 def test_dispatcher_takes_a_call_and_the_crew_works_it(pages: Pages, server: Server, tmp_path: Path) -> None:
@@ -216,10 +210,7 @@ def test_dispatcher_takes_a_call_and_the_crew_works_it(pages: Pages, server: Ser
 def test_a_status_pressed_offline_is_sent_on_reconnect_and_applied_once(
     pages: Pages, server: Server, database: Database
 ) -> None:
-    crew = pages.crew("crew-a01")
-    a01 = database.units["A01"]
-    assign_a01(server, a01, "fall")
-    expect(crew.locator("#ack")).to_be_visible()
+    crew, a01 = crew_with_a_call(pages, server, database, "fall")
     crew.click("#ack")
     expect(crew.locator("#ack")).to_be_hidden()
     expect(crew.locator("#outbox")).to_be_hidden()  # the server answered the ack
@@ -302,10 +293,7 @@ def test_the_console_alerts_filters_toggles_diversion_and_speaks_vietnamese(
 def test_the_crew_moves_on_without_the_ack_button_and_a_mis_tap_needs_confirming(
     pages: Pages, server: Server, database: Database
 ) -> None:
-    crew = pages.crew("crew-a01")
-    a01 = database.units["A01"]
-    assign_a01(server, a01, "stroke")
-    expect(crew.locator("#ack")).to_be_visible()
+    crew, a01 = crew_with_a_call(pages, server, database, "stroke")
     # transitions the server would refuse cannot be pressed
     expect(crew.locator(".statuses button[data-status=at_hospital]")).to_be_disabled()
     # en route without touching ACKNOWLEDGE: the press acknowledges too (eTimes.04), and the assignment
