@@ -1,5 +1,6 @@
 """Numba kernels over a RoutingKit contraction hierarchy: upward searches with start costs, path unpacking;
-and the scan of snapping's segment grid (dispatch.geo.snap.SegmentGrid).
+the scan of snapping's segment grid (dispatch.geo.snap.SegmentGrid); and a plain Dijkstra tree (the simulator's
+tables, dispatch.sim.roads).
 
 Node ids in the searches are CH ranks. ``fw`` is the upward forward graph (arc x->y, y > x, original direction),
 ``bw`` the upward backward graph (arc x->y, y > x, standing for the original path y->x), both as records
@@ -479,3 +480,28 @@ def pick_nearest(status, c_pt, c_edge, exact, max_m, tie_m):
             if not settled[i] or best_d[i] > max_m:
                 best_e[i] = -1
     return best_e, settled
+
+
+@njit(cache=True)
+def tree(indptr, indices, w, source, dist, pred, hk, hv):
+    """Plain Dijkstra from ``source`` over a CSR graph (``indptr``, ``indices``, weights ``w``): fills ``dist``
+    (inf where not reached) and ``pred`` (-1 at the source and where not reached). ``hk``, ``hv`` are heap rows
+    with room for one entry per arc plus one (stale entries are skipped when popped)."""
+    dist[:] = INF
+    pred[:] = -1
+    dist[source] = 0.0
+    size = 1
+    hk[0] = 0.0
+    hv[0] = source
+    while size > 0:
+        d, v, size = _pop(hk, hv, size)
+        if d > dist[v]:
+            continue
+        for k in range(indptr[v], indptr[v + 1]):
+            u = indices[k]
+            nd = d + w[k]
+            if nd < dist[u]:
+                dist[u] = nd
+                pred[u] = v
+                _sift_up(hk, hv, size, nd, u)
+                size += 1
