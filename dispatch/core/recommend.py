@@ -87,6 +87,7 @@ def rank_units(
     *,
     now: datetime,
     explain: bool = True,
+    limit: int | None = None,
 ) -> tuple[list[Recommendation], list[Excluded]]:
     """Every unit that could go, best first; and every unit left out, with the reason.
 
@@ -94,8 +95,9 @@ def rank_units(
     ambulance for a BLS call: it can go, but keeps the region's few ALS units free if a BLS one can); then
     units below it (a BLS ambulance or a motorbike first responder for an ALS call), as a first response
     while the right unit comes. Available units are ranked from their last reported position, returning
-    units from where they are on the road. ``explain=False`` leaves each recommendation's ``reason`` empty (the
-    simulator ranks a hundred thousand calls and shows no one the words); the order is the same.
+    units from where they are on the road. ``explain=False`` leaves each recommendation's ``reason`` empty and
+    ``limit`` returns only the first ones (the simulator ranks a hundred thousand calls, sends the first unit
+    and shows no one the words); the order is the same.
     """
     excluded: list[Excluded] = []
     candidates: dict[str, list[UnitView]] = {}
@@ -120,7 +122,7 @@ def rank_units(
                 scored.append((tier, leg.eta_s, u, leg.distance_m))
     scored.sort(key=lambda s: (s[0], s[1], s[2].callsign))
     out = []
-    for rank, (tier, eta, u, dist) in enumerate(scored, start=1):
+    for rank, (tier, eta, u, dist) in enumerate(scored[:limit], start=1):
         reason = _reason(u, tier, needed, eta, now) if explain else ""
         out.append(Recommendation(u.id, u.callsign, u.type, u.status, rank, eta, dist, tier < 2, reason))
     return out, excluded

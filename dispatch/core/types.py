@@ -50,7 +50,7 @@ class Priority(StrEnum):
     @property
     def rank(self) -> int:
         """0 for echo (most urgent) to 5 for omega."""
-        return list(Priority).index(self)
+        return _PRIORITY_RANK[self]
 
 
 class Capability(StrEnum):
@@ -61,8 +61,11 @@ class Capability(StrEnum):
     FIRST_RESPONSE = "first_response"
 
     def meets(self, needed: Capability) -> bool:
-        order = [Capability.FIRST_RESPONSE, Capability.BLS, Capability.ALS]
-        return order.index(self) >= order.index(needed)
+        return _CARE_LEVEL[self] >= _CARE_LEVEL[needed]
+
+
+_PRIORITY_RANK = {p: i for i, p in enumerate(Priority)}
+_CARE_LEVEL = {Capability.FIRST_RESPONSE: 0, Capability.BLS: 1, Capability.ALS: 2}
 
 
 class UnitType(StrEnum):
@@ -72,16 +75,19 @@ class UnitType(StrEnum):
 
     @property
     def capability(self) -> Capability:
-        return {
-            UnitType.ALS_AMBULANCE: Capability.ALS,
-            UnitType.BLS_AMBULANCE: Capability.BLS,
-            UnitType.MOTORBIKE: Capability.FIRST_RESPONSE,
-        }[self]
+        return _CAPABILITY[self]
 
     @property
     def vehicle(self) -> str:
         """The road-graph profile the unit drives with."""
         return "motorbike" if self is UnitType.MOTORBIKE else "ambulance"
+
+
+_CAPABILITY = {
+    UnitType.ALS_AMBULANCE: Capability.ALS,
+    UnitType.BLS_AMBULANCE: Capability.BLS,
+    UnitType.MOTORBIKE: Capability.FIRST_RESPONSE,
+}
 
 
 class UnitStatus(StrEnum):

@@ -34,6 +34,7 @@ from dispatch.core.lifecycle import ASSIGNABLE, IncidentEvent, UnitEvent, apply_
 from dispatch.core.recommend import HospitalView, TravelTimes, UnitView, rank_hospitals, rank_units
 from dispatch.core.types import IncidentStatus, LatLon, UnitStatus
 from dispatch.sim.model import Durations, Scenario, SimCall, SimUnit
+from dispatch.sim.roads import Trip
 
 Policy = Literal["drive_time", "straight_line"]
 POLICIES: tuple[Policy, ...] = ("drive_time", "straight_line")
@@ -47,7 +48,7 @@ class Roads(TravelTimes, Protocol):
 
     def period(self) -> int: ...
 
-    def path(self, origin: LatLon, destination: LatLon) -> list[tuple[float, LatLon]]: ...
+    def path(self, origin: LatLon, destination: LatLon) -> Trip: ...
 
 
 @dataclass
@@ -83,19 +84,27 @@ class _Unit:
     status: UnitStatus = UnitStatus.AVAILABLE
     pos: LatLon = field(default=LatLon(0.0, 0.0))
     pos_t: float = 0.0
-    #: while driving back: the junctions passed, with absolute times
-    path: list[tuple[float, LatLon]] | None = None
+    #: while driving back: the junctions passed, from ``path_t0`` on
+    path: Trip | None = None
+    path_t0: float = 0.0
     gen: int = 0  # bumped when a pending arrival home is overtaken by a new assignment
     job: Job | None = None
     busy_since: float | None = None
     busy_s: float = 0.0
     jobs: int = 0
+    _view: UnitView | None = None
+
+    def view(self, t: float) -> UnitView:
+        """The unit as core's ranking sees it (kept while the unit stands still)."""
+        where = self.where(t)
+        if self._view is None or self._view.status is not self.status or self._view.position != where:
+            self._view = UnitView(self.id, self.spec.callsign, self.spec.type, self.status, where, None)
+        return self._view
 
     def where(self, t: float) -> LatLon:
         if self.path is None:
             return self.pos
-        i = bisect.bisect_right(self.path, t, key=lambda p: p[0]) - 1
-        return self.path[max(i, 0)][1]
+        return self.path.at(t - self.path_t0)
 
 
 @dataclass(frozen=True)
@@ -157,9 +166,10 @@ class Simulation:
         self._drawn: dict[int, _Draws] = {}
         self._travel: dict[str, TravelTimes] = dict(roads)
         # answers that depend only on places and the period (the same street, hospital and station recur)
-        self._hospitals: dict[tuple[LatLon, str | None, int], tuple[str, float, LatLon] | None] = {}
-        self._homeward: dict[tuple[str, LatLon, LatLon, int], list[tuple[float, LatLon]]] = {}
-        self._reach: dict[tuple[LatLon, int], bool] = {}
+        # (keyed by coordinates: a tuple of floats hashes in C, a LatLon dataclass in Python)
+        self._hospitals: dict[tuple[float, float, str | None, int], tuple[str, float, LatLon] | None] = {}
+        self._homeward: dict[tuple[str, float, float, str, int], Trip | None] = {}
+        self._reach: dict[tuple[float, float, int], bool] = {}
         self.skipped: dict[str, int] = {}
 
     # ---- the clock ---------------------------------------------------------------------------------------
@@ -192,7 +202,7 @@ class Simulation:
         """Whether some station's units can drive to the call (else it would wait for ever)."""
         road = self.roads["ambulance"]
         road.now = self._when(c.t_s)
-        key = (c.at, self._period(road))
+        key = (c.at.lat, c.at.lon, self._period(road))
         found = self._reach.get(key)
         if found is None:
             try:
@@ -219,10 +229,6 @@ class Simulation:
         for c in sorted(calls, key=lambda c: (c.t_s, c.id)):
             if not (math.isfinite(c.t_s) and c.t_s >= 0):
                 raise InvalidInput(f"call {c.id}: time {c.t_s} s is not a time after the start")
-            if not self._reachable(c):
-                why = "no drivable route from any station to the call"
-                self.skipped[why] = self.skipped.get(why, 0) + 1
-                continue
             job = Job(c, times={"01": c.t_s})
             jobs.append(job)
             self._at(c.t_s + self._draws(c).processing, "ready", job)
@@ -262,8 +268,16 @@ class Simulation:
             if not any(u.spec.type.capability.meets(job.call.needs) for u in free):
                 i += 1
                 continue
-            pick = self._pick(job, free, t)
+            try:
+                pick = self._pick(job, free, t)
+            except DispatchError:  # the call's place itself is off the roads
+                pick = None
             if pick is None:
+                if not self._reachable(job.call):  # no station's unit could ever drive there: say so, go on
+                    why = "no drivable route from any station to the call"
+                    self.skipped[why] = self.skipped.get(why, 0) + 1
+                    del self.queue[i]
+                    continue
                 i += 1
                 continue
             unit, eta_s = pick
@@ -274,9 +288,9 @@ class Simulation:
     def _pick(self, job: Job, free: list[_Unit], t: float) -> tuple[_Unit, float] | None:
         c = job.call
         if self.policy == "drive_time":
-            now = self._when(t)
-            views = [UnitView(u.id, u.spec.callsign, u.spec.type, u.status, u.where(t), now) for u in free]
-            recs, _ = rank_units(views, c.at, c.needs, self._travel, now=now, explain=False)
+            # units below the capability rank after every unit that meets it and are never sent: leave them out
+            views = [u.view(t) for u in free if u.spec.type.capability.meets(c.needs)]
+            recs, _ = rank_units(views, c.at, c.needs, self._travel, now=self._when(t), explain=False, limit=1)
             for r in recs:
                 if r.meets_capability:
                     return next(u for u in free if u.id == r.unit_id), r.eta_s
@@ -343,7 +357,7 @@ class Simulation:
 
     def _hospital(self, c: SimCall) -> tuple[str, float, LatLon] | None:
         road = self.roads["ambulance"]
-        key = (c.at, c.card.hospital_capability, self._period(road))
+        key = (c.at.lat, c.at.lon, c.card.hospital_capability, self._period(road))
         if key not in self._hospitals:
             self._hospitals[key] = self._rank_hospitals(c)
         return self._hospitals[key]
@@ -387,21 +401,21 @@ class Simulation:
             u.busy_since = None
         u.status = apply_unit(u.status, event)
         road = self.roads[u.spec.type.vehicle]
-        key = (u.spec.type.vehicle, u.pos, u.home, self._period(road))
-        try:
-            path = self._homeward.get(key) or (road.path(u.pos, u.home) if u.pos != u.home else [])
-            self._homeward[key] = path
-        except DispatchError:
-            self.skipped["no way home: unit placed back at its station"] = (
-                self.skipped.get("no way home: unit placed back at its station", 0) + 1
-            )
-            path = []
-        if len(path) < 2:
+        key = (u.spec.type.vehicle, u.pos.lat, u.pos.lon, u.spec.station, self._period(road))
+        if key not in self._homeward:
+            try:
+                self._homeward[key] = road.path(u.pos, u.home) if u.pos != u.home else None
+            except DispatchError:
+                why = "no way home: unit placed back at its station"
+                self.skipped[why] = self.skipped.get(why, 0) + 1
+                self._homeward[key] = None
+        path = self._homeward[key]
+        if path is None or path.duration_s <= 0:
             u.status = apply_unit(u.status, UnitEvent.AVAILABLE)
             u.pos, u.pos_t, u.path = u.home, t, None
         else:
-            u.path = [(t + dt, p) for dt, p in path]
-            self._at(u.path[-1][0], "home", (u, u.gen))
+            u.path, u.path_t0 = path, t
+            self._at(t + path.duration_s, "home", (u, u.gen))
         self._serve(t)
 
     def _on_home(self, t: float, arg: tuple[_Unit, int]) -> None:
