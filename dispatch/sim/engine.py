@@ -157,9 +157,7 @@ class Simulation:
         self.policy = policy
         self.seed = seed
         at = {s.name: s.at for s in scenario.stations}
-        self.units = [
-            _Unit(i + 1, u, at[u.station], pos=at[u.station]) for i, u in enumerate(scenario.units)
-        ]
+        self.units = [_Unit(i + 1, u, at[u.station], pos=at[u.station]) for i, u in enumerate(scenario.units)]
         self.queue: list[tuple[int, float, int, Job]] = []
         self.events: list[tuple[float, int, str, object]] = []
         self._seq = 0

@@ -17,6 +17,7 @@ import random
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from dispatch.core.errors import InvalidInput
 from dispatch.core.types import LatLon, Priority
@@ -60,7 +61,7 @@ def parse_mix(text: str) -> dict[Priority, float]:
 
 def generate_calls(
     points: Sequence[LatLon],
-    weights: Sequence[float],
+    weights: Sequence[float] | npt.NDArray[np.float64],
     *,
     calls_per_day: float,
     days: float,

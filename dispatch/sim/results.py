@@ -102,8 +102,13 @@ ARP = Standard(
         Rule("category 2 (delta) mean <= 18 min", _p("delta"), "response", "mean", 1080.0),
         Rule("category 2 (delta) 90th <= 40 min", _p("delta"), "response", "p90", 2400.0),
         Rule("category 3 (charlie) 90th <= 120 min", _p("charlie"), "response", "p90", 7200.0),
-        Rule("category 4 (bravo, alpha, omega) 90th <= 180 min", _p("bravo", "alpha", "omega"), "response", "p90",
-             10800.0),
+        Rule(
+            "category 4 (bravo, alpha, omega) 90th <= 180 min",
+            _p("bravo", "alpha", "omega"),
+            "response",
+            "p90",
+            10800.0,
+        ),
     ),
 )
 
@@ -203,10 +208,63 @@ def plot(runs: Sequence[tuple[str, Run]], path: str, *, limit_s: float | None = 
     ax.set_xlabel("response time: call to first unit on scene (min)")
     ax.set_ylabel("share of calls answered within")
     ax.set_ylim(0, 1.0)
-    ax.set_xlim(left=0)
+    tails = [percentile([j.response_s / 60.0 for j in run.jobs], 99.5) for _, run in runs if run.jobs]
+    ax.set_xlim(0, max([t for t in tails if t is not None] + [limit_s / 60.0 if limit_s else 0.0]) * 1.1 or None)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title("Simulated response times (road graph © OpenStreetMap contributors)")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def table(summaries: Sequence[dict[str, Any]]) -> str:
+    """The runs side by side, one column each: what a planner compares."""
+
+    def minutes(v: float | None) -> str:
+        return "-" if v is None else f"{v / 60:.1f} min"
+
+    rows: list[tuple[str, list[str]]] = [
+        ("scenario", [s["scenario"] for s in summaries]),
+        ("dispatch policy", [s["policy"].replace("_", " ") for s in summaries]),
+        ("units / stations", [f"{s['units']} / {s['stations']}" for s in summaries]),
+        ("calls answered", [f"{s['calls']:,}" for s in summaries]),
+        ("response mean", [minutes(s["response"]["mean_s"]) for s in summaries]),
+        ("response median", [minutes(s["response"]["median_s"]) for s in summaries]),
+        ("response 90th", [minutes(s["response"]["p90_s"]) for s in summaries]),
+    ]
+    for p in Priority:
+        if any(p.value in s["by_priority"] for s in summaries):
+            rows.append(
+                (
+                    f"  {p.value}: mean / 90th",
+                    [
+                        "-"
+                        if p.value not in s["by_priority"]
+                        else f"{minutes(s['by_priority'][p.value]['response']['mean_s'])} / "
+                        f"{minutes(s['by_priority'][p.value]['response']['p90_s'])}"
+                        for s in summaries
+                    ],
+                )
+            )
+    rows += [
+        ("waited for a free unit", [f"{s['waited_share']:.1%}" for s in summaries]),
+        (
+            "unit utilisation mean / max",
+            [f"{s['utilisation_mean']:.0%} / {s['utilisation_max']:.0%}" for s in summaries],
+        ),
+    ]
+    checks = [s.get("standard", {}).get("checks", []) for s in summaries]
+    for i, check in enumerate(checks[0] if checks else []):
+        cells = []
+        for c in checks:
+            v = c[i]
+            mark = "n/a" if v["met"] is None else ("met" if v["met"] else "NOT met")
+            cells.append(f"{minutes(v['value_s'])} {mark}")
+        rows.append((check["rule"], cells))
+    width = max(len(label) for label, _ in rows)
+    cols = [max(len(r[1][k]) for r in rows) for k in range(len(summaries))]
+    lines = [
+        f"{label:<{width}}  " + "  ".join(f"{v:>{cols[k]}}" for k, v in enumerate(values)) for label, values in rows
+    ]
+    return "\n".join(lines)
