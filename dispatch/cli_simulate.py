@@ -205,6 +205,14 @@ def cmd_simulate(args: argparse.Namespace, router: Any) -> int:
             raise InvalidInput(f"--start {args.start!r} is not a time: write YYYY-MM-DDTHH:MM") from None
         start = start if start.tzinfo is not None else start.replace(tzinfo=router.tz)
     stations, units, hospitals = _fleet(args, router)
+    new = None
+    if args.add_station:
+        from dispatch.core.errors import OutsideCoverage
+
+        new = SimStation("new station", LatLon.parse(args.add_station))
+        snapped = router.snapper.snap_many([new.at])[0]
+        if isinstance(snapped, OutsideCoverage):
+            raise InvalidInput(f"--add-station {args.add_station}: the station cannot be driven from: {snapped}")
     calls, begin = _calls(args, router, start, args.seed)
     base = Scenario(f"{len(units)} units", stations, units, begin)
     runs: list[tuple[Any, Policy]] = []
@@ -220,8 +228,7 @@ def cmd_simulate(args: argparse.Namespace, router: Any) -> int:
             begin,
         )
         runs.append((other, "drive_time"))
-    if args.add_station:
-        new = SimStation("new station", LatLon.parse(args.add_station))
+    if new is not None:
         more = (
             *units,
             SimUnit("NA01", UnitType.ALS_AMBULANCE, new.name),

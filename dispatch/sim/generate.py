@@ -71,9 +71,9 @@ def generate_calls(
 ) -> list[SimCall]:
     """Calls over ``days`` days (fractions of a day end the stream early), numbered from 1 in time order."""
     if not 0 < calls_per_day <= 1_000_000:
-        raise InvalidInput(f"calls per day = {calls_per_day}: give more than 0 and at most 1,000,000")
+        raise InvalidInput(f"calls per day = {calls_per_day:g}: give more than 0 and at most 1,000,000")
     if not 0 < days <= 3660:
-        raise InvalidInput(f"days = {days}: give more than 0 and at most 3660")
+        raise InvalidInput(f"days = {days:g}: give more than 0 and at most 3660")
     if len(hourly) != 24 or any(v < 0 for v in hourly) or sum(hourly) <= 0:
         raise InvalidInput("the hourly profile needs 24 shares >= 0, not all 0")
     w = np.asarray(weights, dtype=np.float64)

@@ -172,10 +172,12 @@ def test_more_units_answer_sooner_on_the_same_calls(hanoi_router, hanoi_stations
     g = hanoi_router.graph
     pts = [LatLon(float(a), float(b)) for a, b in zip(g.node_lat, g.node_lon, strict=True)]
     calls = generate_calls(pts, road_length_demand(g), calls_per_day=400, days=2, seed=3)
-    few = simulate(_scenario(hanoi_stations, spread_units(hanoi_stations, 8)), calls, _roads(hanoi_router),
-                   hanoi_hospitals)
-    many = simulate(_scenario(hanoi_stations, spread_units(hanoi_stations, 20)), calls, _roads(hanoi_router),
-                    hanoi_hospitals)
+    few = simulate(
+        _scenario(hanoi_stations, spread_units(hanoi_stations, 8)), calls, _roads(hanoi_router), hanoi_hospitals
+    )
+    many = simulate(
+        _scenario(hanoi_stations, spread_units(hanoi_stations, 20)), calls, _roads(hanoi_router), hanoi_hospitals
+    )
     f, m = summarize(few), summarize(many)
     assert m["response"]["p90_s"] < f["response"]["p90_s"]
     assert m["waited_share"] < f["waited_share"]
@@ -200,8 +202,7 @@ def test_bad_input(hanoi_router, hanoi_stations, hanoi_hospitals):
         Scenario("x", (st,), unit, START.replace(tzinfo=None))
     far = SimStation("in the river", LatLon(21.0480, 105.8700))
     with pytest.raises(InvalidInput, match="station 'in the river' cannot be driven from"):
-        simulate(_scenario((far,), (SimUnit("A01", UnitType.ALS_AMBULANCE, far.name),)), [call], roads,
-                 hanoi_hospitals)
+        simulate(_scenario((far,), (SimUnit("A01", UnitType.ALS_AMBULANCE, far.name),)), [call], roads, hanoi_hospitals)
     with pytest.raises(InvalidInput, match="not a time after the start"):
         simulate(_scenario((st,), unit), [dataclasses.replace(call, t_s=-5.0)], roads, hanoi_hospitals)
 
@@ -221,8 +222,9 @@ def test_unreachable_calls_are_counted_not_lost(hanoi_router, hanoi_stations, ha
 def test_the_state_machines_are_the_core_ones(hanoi_router, hanoi_stations, hanoi_hospitals):
     """A step the live server would refuse is refused in the simulation too."""
     st = hanoi_stations[0]
-    sim = Simulation(_scenario((st,), (SimUnit("A01", UnitType.ALS_AMBULANCE, st.name),)), _roads(hanoi_router),
-                     hanoi_hospitals)
+    sim = Simulation(
+        _scenario((st,), (SimUnit("A01", UnitType.ALS_AMBULANCE, st.name),)), _roads(hanoi_router), hanoi_hospitals
+    )
     unit = sim.units[0]
     unit.job = Job(SimCall(1, 0.0, KIM_MA, Priority.DELTA, card("stroke")))  # a job, but never assigned
     with pytest.raises(InvalidTransition, match="available"):
