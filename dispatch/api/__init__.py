@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from dispatch.api import basemap, coverage, errors, geocode, positions
+from dispatch.api import basemap, coverage, errors, geocode, positions, siting
 from dispatch.api.frontend import mount_frontend
 from dispatch.api.live import live
 from dispatch.api.routes import api, health
@@ -17,4 +17,5 @@ def mount(app: FastAPI) -> None:
     app.include_router(geocode.router)
     app.include_router(basemap.router)
     app.include_router(coverage.router)
+    app.include_router(siting.router)
     mount_frontend(app)
