@@ -1,4 +1,5 @@
-"""The browser pages: the dispatcher console at ``/`` and the crew app at ``/crew/``.
+"""The browser pages: the dispatcher console at ``/``, the crew app at ``/crew/`` and the planner's coverage
+page at ``/planner/``.
 
 Plain static files from the project's ``frontend/`` folder (no build step; Leaflet is vendored from npm under
 ``frontend/vendor``), gzip-compressed on the way out. Nothing is fetched from outside: the basemap is drawn
@@ -56,4 +57,10 @@ def mount_frontend(app: FastAPI, directory: Path = FRONTEND) -> None:
         return RedirectResponse("/crew/", status_code=308)
 
     app.mount("/crew", _static(directory / "crew"), name="crew")
+
+    @app.get("/planner", include_in_schema=False)
+    def planner() -> RedirectResponse:
+        return RedirectResponse("/planner/", status_code=308)
+
+    app.mount("/planner", _static(directory / "planner"), name="planner")
     app.mount("/static", _static(directory), name="static")

@@ -1,0 +1,169 @@
+"""The planner page in a real browser: Debian's Chromium driven by Playwright, against a real server (as
+tests/api/test_browser.py runs the console and the crew app). With ``DISPATCH_SCREENSHOTS=docs`` the screenshot
+replaces docs/planner.png, which the README shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import shapely.geometry
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.api.conftest import PASSWORD, Database, Server
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+TIMEOUT_MS = 30_000
+
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(database: Database, start_server: Callable[..., Server]) -> Server:
+    return start_server(database)
+
+
+@pytest.fixture
+def planner(browser: Browser, server: Server) -> Iterator[Page]:
+    """The planner page, logged in as the demo planner; page errors fail the test."""
+    ctx = browser.new_context(
+        base_url=server.base_url, viewport={"width": 1440, "height": 900}, locale="en-GB", accept_downloads=True
+    )
+    ctx.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("/planner")  # the redirect to /planner/
+    page.fill("#login-user", "planner")
+    page.fill("#login-pass", PASSWORD)
+    page.click("#login button[type=submit]")
+    expect(page.locator("#login")).to_be_hidden()
+    try:
+        yield page
+    finally:
+        ctx.close()
+    assert not errors, errors
+
+
+def shown_share(page: Page, minutes: str) -> float:
+    covered = page.locator("#share-covered")
+    expect(covered).to_have_attribute("data-minutes", minutes)
+    return float(covered.get_attribute("data-value") or "nan")
+
+
+def test_a_planner_sees_the_coverage_switches_thresholds_and_downloads(
+    planner: Page, server: Server, tmp_path: Path
+) -> None:
+    page = planner
+    with server.client("planner") as c:
+        report = c.get("/coverage", params={"minutes": "4,8,15"}).raise_for_status().json()
+        cells = c.get("/coverage", params={"minutes": "4,8,15", "format": "geojson"}).raise_for_status().json()
+        stations = c.get("/stations").raise_for_status().json()
+    # the page's security headers, as the console's
+    r = page.request.get("/planner/")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-cache"
+
+    # the cells and each station's isochrone at the middle threshold are drawn; the stations marked
+    expect(page.locator("path.cell")).to_have_count(len(cells["features"]))
+    expect(page.locator("path.iso")).to_have_count(len(stations))
+    expect(page.locator(".marker-station")).to_have_count(len(stations))
+    # the demand is a proxy, and the page says so where it cannot be missed
+    expect(page.locator("#demand")).to_have_class("demand proxy")
+    expect(page.locator("#demand")).to_contain_text("Demand is a proxy")
+    expect(page.locator("#demand-text")).to_have_text(report["demand_source"])
+    assert shown_share(page, "8") == report["covered"]["8"]
+    expect(page.locator("#share-covered")).to_have_text(f"{report['covered']['8']:.1%}")
+    expect(page.locator("#share-backup")).to_have_text(f"{report['backup']['8']:.1%}")
+    page.mouse.move(700, 20)  # no cell's tooltip in the picture
+    page.screenshot(path=str(tmp_path / "planner.png"))
+    if os.environ.get("DISPATCH_SCREENSHOTS") == "docs":
+        shutil.copy(tmp_path / "planner.png", DOCS / "planner.png")
+
+    # 4 minutes: the server's figure, other cell colours, the 4-minute isochrones
+    fills_8 = page.locator("path.cell").evaluate_all("els => els.map(e => e.getAttribute('fill'))")
+    page.select_option("#threshold", "4")
+    assert shown_share(page, "4") == report["covered"]["4"] != report["covered"]["8"]
+    expect(page.locator("#share-covered")).to_have_text(f"{report['covered']['4']:.1%}")
+    fills_4 = page.locator("path.cell").evaluate_all("els => els.map(e => e.getAttribute('fill'))")
+    assert fills_4 != fills_8 and fills_4.count("#d7191c") > fills_8.count("#d7191c")
+    expect(page.locator("path.iso")).to_have_count(len(stations))
+    # the isochrones can be hidden
+    page.uncheck("#show-iso")
+    expect(page.locator("path.iso")).to_have_count(0)
+    page.check("#show-iso")
+    expect(page.locator("path.iso")).to_have_count(len(stations))
+
+    # the worst cells are the server's; a click zooms the map onto the cell
+    worst = report["worst_cells"]["4"]
+    items = page.locator("#worst li")
+    expect(items).to_have_count(len(worst))
+    assert items.evaluate_all("els => els.map(e => e.dataset.cell)") == [c["cell"] for c in worst]
+    zoom_before = float(page.locator("#map").get_attribute("data-zoom") or 0)
+    items.first.click()
+    expect(items.first).to_have_class("selected")
+    target = next(f for f in cells["features"] if f["properties"]["cell"] == worst[0]["cell"])
+    box = shapely.geometry.shape(target["geometry"])
+    expect(page.locator("#map")).not_to_have_attribute("data-zoom", f"{zoom_before:g}")  # the page's CSP: no eval
+    assert float(page.locator("#map").get_attribute("data-zoom") or 0) >= zoom_before + 1
+    lat, lon = map(float, (page.locator("#map").get_attribute("data-center") or "").split(","))
+    assert box.buffer(1e-4).contains(shapely.geometry.Point(lon, lat)), (lat, lon, box.bounds)
+
+    # downloads carry the token (a bare link would get 401): the CSV and the map come back as files
+    with page.expect_download() as d:
+        page.click("#downloads button[data-download=csv]")
+    csv_text = Path(d.value.path()).read_text("utf-8")
+    assert d.value.suggested_filename == "coverage.csv"
+    assert csv_text.count("\n") == len(cells["features"]) + 1 and csv_text.startswith("cell,lat,lon,demand")
+    with page.expect_download() as d:
+        page.click("#downloads button[data-download=png]")
+    assert d.value.suggested_filename == "coverage-4min.png"
+    assert Path(d.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download() as d:
+        page.click("#downloads button[data-download=isochrones]")
+    iso = json.loads(Path(d.value.path()).read_text("utf-8"))
+    assert len(iso["features"]) == 3 * len(stations)
+    expect(page.locator("#error")).to_have_text("")
+
+    # the question comes from the page's address too: H3 hexagons
+    with server.client("planner") as c:
+        hexagons = c.get("/coverage", params={"minutes": "4,8", "cells": "h3", "format": "geojson"}).json()
+    page.goto("/planner/?minutes=4,8&cells=h3")  # still logged in (the tab's session)
+    expect(page.locator("#cells-note")).to_contain_text("H3 hexagons")
+    expect(page.locator("path.cell")).to_have_count(len(hexagons["features"]))
+    expect(page.locator("#threshold option")).to_have_count(2)
+
+    # Vietnamese at one click
+    page.select_option("#lang", "vi")
+    expect(page.locator("#demand")).to_contain_text("số liệu thay thế")
+    expect(page.locator("#summary-title")).to_have_text("Nhu cầu trong vòng 8 phút từ một trạm")
+    expect(page.locator("#downloads button[data-download=html]")).to_have_text("Báo cáo (HTML)")
+
+
+def test_a_crew_account_cannot_open_the_planner(browser: Browser, server: Server) -> None:
+    ctx = browser.new_context(base_url=server.base_url, locale="en-GB")
+    try:
+        page = ctx.new_page()
+        page.goto("/planner/")
+        page.fill("#login-user", "crew-a01")
+        page.fill("#login-pass", PASSWORD)
+        page.click("#login button[type=submit]")
+        expect(page.locator("#login-error")).to_contain_text("A crew account cannot open the planner")
+        expect(page.locator("#login")).to_be_visible()
+    finally:
+        ctx.close()
