@@ -77,6 +77,28 @@ def _add_query_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_demand_options(p: argparse.ArgumentParser) -> None:
+    """Where the demand comes from (dispatch.geo.demand); none of them: the labelled road-length proxy."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--calls", type=Path, metavar="CSV", help="demand from a call log (CSV export)")
+    src.add_argument("--population", type=Path, metavar="FILE", help="demand from a population file (GeoJSON/GPKG/CSV)")
+    src.add_argument("--history", action="store_true", help="demand from the database's incident history")
+    p.add_argument(
+        "--columns",
+        metavar="MAPPING",
+        help="the call log's columns: time=COL and lat=COL,lon=COL or point=COL (WKT or '(lat, lon)'), optionally "
+        "priority=COL and id=COL (rows repeating an id count once), e.g. 'time=Received DtTm,point=case_location'",
+    )
+    p.add_argument("--time-format", metavar="F", help="strptime format of the call times (default: guessed)")
+    p.add_argument("--timezone", metavar="TZ", help="zone of call times without an offset (default: Asia/Ho_Chi_Minh)")
+    p.add_argument("--priority-map", metavar="M", help="the log's priority values to ours, e.g. 1=echo,2=delta,A=alpha")
+    p.add_argument("--population-column", default="population", metavar="NAME", help="default: population")
+    p.add_argument("--since", metavar="DATE", help="with --history: incidents from this date (YYYY-MM-DD, local)")
+    p.add_argument("--until", metavar="DATE", help="with --history: incidents before this date")
+    p.add_argument("--cells", default="grid", choices=["grid", "h3"], help="square cells or H3 hexagons")
+    p.add_argument("--h3-resolution", type=int, metavar="R", help="H3 resolution (default: the one nearest --cell-m)")
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = _Parser(prog="dispatch", description="Ambulance dispatch on OpenStreetMap road networks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -145,10 +167,53 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     cov.add_argument("--minutes", default="4,8,15", help="comma-separated minutes (default 4,8,15)")
     cov.add_argument("--cell-m", type=float, default=500.0, help="cell size in metres (default 500)")
     cov.add_argument("--geojson", type=Path, help="write the cells with their coverage to this GeoJSON file")
+    cov.add_argument("--csv", type=Path, metavar="OUT", help="write the cells' table (CSV) to this file")
+    cov.add_argument("--png", type=Path, metavar="OUT", help="draw the map (PNG, OSM attribution) to this file")
+    cov.add_argument("--html", type=Path, metavar="OUT", help="write a self-contained HTML report to this file")
+    cov.add_argument("--isochrones", type=Path, metavar="OUT", help="write every station's isochrones (GeoJSON)")
+    cov.add_argument(
+        "--map-minutes", type=float, help="the threshold the map and the HTML report show (default: the middle one)"
+    )
     cov.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    cov.add_argument("--districts", type=Path, metavar="FILE", help="coverage per district: GeoJSON/GPKG polygons")
+    cov.add_argument("--district-name", default="name", metavar="COL", help="the districts' name column")
+    _add_demand_options(cov)
     _add_graph_options(cov, settings)
     _add_query_options(cov)
+
+    st = sub.add_parser("site", help="station siting: where stations should go (MCLP, LSCP or p-median)")
+    st.add_argument("--model", required=True, choices=["mclp", "lscp", "pmedian"], help="the siting model")
+    st.add_argument("--minutes", type=float, default=8.0, help="the covering threshold in minutes (default 8)")
+    st.add_argument("--p", type=int, help="sites in the plan, existing ones kept included (mclp, pmedian)")
+    where = st.add_mutually_exclusive_group()
+    where.add_argument("--candidates", type=Path, metavar="FILE", help="candidate sites: GeoJSON points")
+    where.add_argument("--candidate-cells", action="store_true", help="every cell's centre is a candidate (default)")
+    st.add_argument("--cell-m", type=float, default=500.0, help="demand cell size in metres (default 500)")
+    st.add_argument("--stations", type=Path, help="existing stations, GeoJSON points (default: the database's)")
+    st.add_argument("--keep-existing", action="store_true", help="lock the existing stations into the plan")
+    st.add_argument(
+        "--drop-unreachable", action="store_true", help="leave out demand no candidate can reach (lscp, pmedian)"
+    )
+    st.add_argument("--time-limit", type=float, metavar="S", help="give up after S seconds of solving")
+    st.add_argument("--geojson", type=Path, metavar="OUT", help="write the chosen sites to this GeoJSON file")
+    st.add_argument("--csv", type=Path, metavar="OUT", help="write the chosen sites' table (CSV) to this file")
+    st.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    _add_graph_options(st, settings)
+    _add_query_options(st)
+    _add_demand_options(st)
+
+    from dispatch import cli_simulate
+
+    sim = cli_simulate.add_parser(sub)
+    _add_graph_options(sim, settings)
+    sim.add_argument("--close", action="append", default=[], metavar="LAT,LON", help="close the road nearest here")
     return parser
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from dispatch.cli_simulate import cmd_simulate as run
+
+    return run(args, _router(args))
 
 
 def _router(args: argparse.Namespace) -> Any:
@@ -252,6 +317,57 @@ def cmd_isochrone(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_date(text: str | None, option: str, tz: Any) -> Any:
+    from datetime import datetime
+
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{option} {text!r} is not a date: write YYYY-MM-DD") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=tz)
+
+
+def _demand(args: argparse.Namespace, router: Any) -> Any:
+    """The demand the options ask for (None: the proxy); prints what was skipped, by reason, on stderr."""
+    from dispatch.geo import demand as dm
+
+    if args.calls is None and (args.columns or args.time_format or args.priority_map or args.timezone):
+        raise InvalidInput("--columns, --time-format, --timezone and --priority-map go with --calls FILE")
+    if not args.history and (args.since or args.until):
+        raise InvalidInput("--since and --until go with --history")
+    if args.calls is not None:
+        if not args.columns:
+            raise InvalidInput("--calls needs --columns, e.g. --columns 'time=Received DtTm,point=case_location'")
+        log = dm.load_calls(
+            router,
+            args.calls,
+            args.columns,
+            time_format=args.time_format,
+            priority_map=args.priority_map,
+            timezone=args.timezone or router.tz.key,
+        )
+        demand, where = dm.demand_from_calls(router.graph, log), str(args.calls)
+    elif args.population is not None:
+        demand = dm.load_population(router, args.population, column=args.population_column)
+        where = str(args.population)
+    elif args.history:
+        from dispatch.services.demand import incident_history
+
+        since, until = _local_date(args.since, "--since", router.tz), _local_date(args.until, "--until", router.tz)
+        ctx = _ctx_without_graphs(Settings.from_env())
+        log = incident_history(ctx, router=router, since=since, until=until)
+        demand, where = dm.demand_from_calls(router.graph, log), "the incident history"
+    else:
+        return None
+    for reason, n in demand.skipped.items():
+        print(f"skipped {n:,} of {where}: {reason}", file=sys.stderr)
+    for note, n in demand.notes.items():
+        print(f"note: {n:,} of {where}: {note}", file=sys.stderr)
+    return demand
+
+
 def cmd_coverage(args: argparse.Namespace) -> int:
     from dispatch.geo.coverage import Station, coverage, load_stations
 
@@ -270,13 +386,48 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
         rows = list_stations(_ctx_without_graphs(Settings.from_env()))
         stations = [Station(r.name, LatLon(r.lat, r.lon)) for r in rows]
-    report = coverage(_router(args), stations, minutes, cell_m=args.cell_m, at=at)
+    router = _router(args)
+    demand = _demand(args, router)
+    districts = None
+    if args.districts is not None:
+        from dispatch.geo.districts import load_districts
+
+        districts = load_districts(router, args.districts, name_column=args.district_name)
+        for reason, n in districts.skipped.items():
+            print(f"skipped {n:,} feature(s) of {args.districts}: {reason}", file=sys.stderr)
+    report = coverage(
+        router,
+        stations,
+        minutes,
+        cell_m=args.cell_m,
+        at=at,
+        cells=args.cells,
+        h3_resolution=args.h3_resolution,
+        districts=districts,
+        **({} if demand is None else {"demand": demand.per_junction, "demand_source": demand.source}),
+    )
     if args.geojson is not None:
         args.geojson.write_text(json.dumps(report.geojson(), ensure_ascii=False), encoding="utf-8")
+    if any(p is not None for p in (args.csv, args.png, args.html, args.isochrones)):
+        from dispatch.geo.report import check_map_threshold, write_outputs
+
+        for path in write_outputs(
+            report,
+            router,
+            csv_path=args.csv,
+            png_path=args.png,
+            html_path=args.html,
+            isochrones_path=args.isochrones,
+            threshold_s=check_map_threshold(report, args.map_minutes),
+            at=at,
+        ):
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
-        _print_json(report.as_dict())
+        skipped = {} if demand is None else {"demand_skipped": demand.skipped, "demand_notes": demand.notes}
+        _print_json({**report.as_dict(), **skipped})
         return 0
-    print(f"{len(stations)} stations, demand: {report.demand_source}, cells of {report.cell_m:g} m")
+    cells = f"H3 cells at resolution {report.h3_resolution}" if report.h3_resolution is not None else ""
+    print(f"{len(stations)} stations, demand: {report.demand_source}, {cells or f'cells of {report.cell_m:g} m'}")
     print(f"{'within':>8}  {'covered':>8}  {'backup (2+ stations)':>20}")
     for t in report.thresholds_s:
         print(f"{t / 60:>6g} min  {report.covered[t]:>8.1%}  {report.backup[t]:>20.1%}")
@@ -285,6 +436,94 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     for c in worst:
         median = "not reached" if c.median_s == float("inf") else f"{c.median_s / 60:.1f} min"
         print(f"  {c.lat:.4f},{c.lon:.4f}  demand {c.demand:,.0f}  median {median}")
+    if report.districts is not None:
+        print(f"by district ({report.districts_source}), covered / backup:")
+        for d in report.districts:
+            if d["district"] is None:
+                print(f"  (outside every district: {d['demand'] / report.total_demand:.1%} of the demand)")
+                continue
+            shares = "  ".join(
+                "-" if d["covered"][k] is None else f"{k} min {d['covered'][k]:.0%}/{d['backup'][k]:.0%}"
+                for k in d["covered"]
+            )
+            print(f"  {d['district']:<28} {shares}")
+    return 0
+
+
+def _points_file(path: Path, what: str) -> list[Any]:
+    from dispatch.geo.coverage import load_stations
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    points, skipped = load_stations(text, f"{what} {path}")
+    for reason, n in skipped.items():
+        print(f"skipped {n} feature(s) of {path}: {reason}", file=sys.stderr)
+    return points
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from dispatch.geo.coverage import Station
+    from dispatch.geo.siting import site
+
+    at = parse_at(args.at) if args.at else None
+    candidates = None if args.candidates is None else _points_file(args.candidates, "the candidate file")
+    if args.stations is not None:
+        stations = _points_file(args.stations, "the station file")
+    else:
+        from dispatch.services.units import list_stations
+
+        rows = list_stations(_ctx_without_graphs(Settings.from_env()))
+        stations = [Station(r.name, LatLon(r.lat, r.lon)) for r in rows]
+    if args.cells != "grid" or args.h3_resolution is not None:
+        raise InvalidInput("siting works on square cells (--cell-m) for now: leave out --cells h3 / --h3-resolution")
+    router = _router(args)
+    demand = _demand(args, router)
+    result = site(
+        router,
+        args.model,
+        args.minutes,
+        p=args.p,
+        candidates=candidates,
+        stations=stations,
+        keep_existing=args.keep_existing,
+        cell_m=args.cell_m,
+        drop_unreachable=args.drop_unreachable,
+        time_limit_s=args.time_limit,
+        at=at,
+        **({} if demand is None else {"demand": demand.per_junction, "demand_source": demand.source}),
+    )
+    if args.geojson is not None:
+        args.geojson.write_text(json.dumps(result.geojson(), ensure_ascii=False), encoding="utf-8")
+    if args.csv is not None:
+        args.csv.write_text(result.csv(), encoding="utf-8")
+    if args.json:
+        _print_json(result.as_dict())
+        return 0
+    d = result.as_dict()
+    print(
+        f"{result.model}: {len(result.sites)} sites ({d['new_sites']} new) of {result.candidates} candidates, "
+        f"{result.demand_cells} demand cells of {result.cell_m:g} m, demand: {result.demand_source}"
+    )
+    print(
+        f"covered within {args.minutes:g} min: {result.covered_before:.1%} by the existing stations, "
+        f"{result.covered_after:.1%} with the plan ({result.not_coverable:.1%} no candidate reaches"
+        + (f"; {result.dropped:.1%} left out" if result.dropped else "")
+        + ")"
+    )
+    if result.mean_time_s_after is not None:
+        before = "" if result.mean_time_s_before is None else f"{result.mean_time_s_before / 60:.1f} min -> "
+        print(f"demand-weighted mean drive time: {before}{result.mean_time_s_after / 60:.1f} min")
+    print(
+        f"objective {result.objective:,.1f} ({d['objective_unit']}); HiGHS: {result.status}, gap {result.mip_gap:g}; "
+        f"matrix {result.matrix_s:.1f} s, model {result.build_s:.1f} s, solve {result.solve_s:.1f} s"
+    )
+    print(f"{'order':>5}  {'site':<24} {'lat,lon':<21} {'gain':>7} {'covered':>8}")
+    for s in result.sites:
+        kind = " (kept)" if s.locked else " (existing)" if s.existing else ""
+        gain = "" if s.gain is None else f"{s.gain:+.1%}"
+        print(f"{s.order:>5}  {s.name + kind:<24} {s.at.lat:.5f},{s.at.lon:.5f}  {gain:>7} {s.covered_after:>8.1%}")
     return 0
 
 
@@ -421,7 +660,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = build_parser(settings)
     args = parser.parse_args(argv)
-    handlers = {"route": cmd_route, "eta": cmd_eta, "isochrone": cmd_isochrone, "coverage": cmd_coverage}
+    handlers = {
+        "route": cmd_route,
+        "eta": cmd_eta,
+        "isochrone": cmd_isochrone,
+        "coverage": cmd_coverage,
+        "site": cmd_site,
+        "simulate": cmd_simulate,
+    }
     try:
         if args.command == "graph":
             return cmd_graph_demo(args) if args.graph_command == "demo" else cmd_graph_build(args)

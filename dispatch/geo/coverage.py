@@ -3,10 +3,13 @@
 Drive times come from the same road graph and router that rank units for the dispatcher: one bounded search
 from each station to every junction (``Router.node_times_from``), so a plan and the live system agree.
 
-Demand sits on the road network's junctions and is summed into square cells of ``cell_m`` metres. Without a
-demand file the only source is a **proxy**: the road length around each junction (half of every road segment
-that ends there, in metres), i.e. where there are streets there are people. Every report says which demand it
-used (``demand_source``). A junction no station reaches within the largest threshold counts as not reached.
+Demand sits on the road network's junctions and is summed into cells: squares of ``cell_m`` metres (``cells="grid"``)
+or H3 hexagons (``cells="h3"``, at ``h3_resolution`` or the resolution whose average hexagon area is nearest to a
+square of ``cell_m``). Demand from a call log, the incident history or a population file comes from
+:mod:`dispatch.geo.demand`; without one the source is a **proxy**: the road length around each junction (half of
+every road segment that ends there, in metres), i.e. where there are streets there are people. Every report
+says which demand it used (``demand_source``). A junction no station reaches within the largest threshold
+counts as not reached.
 
 Backup coverage: the demand within T of at least two stations (a second unit can come when the first is busy).
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +29,11 @@ from dispatch.core.types import LatLon
 from dispatch.geo.graph import F64, RoadGraph
 from dispatch.geo.routing import Router, When
 
+if TYPE_CHECKING:  # districts.py reads files through demand.py, which uses this module's proxy
+    from dispatch.geo.districts import Districts
+
 PROXY = "proxy: road length around each junction (no demand file given)"
+CELL_KINDS = ("grid", "h3")
 #: metres per degree of latitude (and of longitude at the equator), for the local cell grid
 M_PER_DEG = 111_320.0
 MAX_THRESHOLD_S = 3 * 3600.0
@@ -53,19 +60,27 @@ class Cell:
     #: the drive time from the nearest station to the cell's median unit of demand (inf: beyond the largest
     #: threshold)
     median_s: float
+    #: the H3 index of a hexagonal cell ("" for a square; row and col are then 0)
+    h3: str = ""
 
     def as_feature(self, cell_m: float) -> dict[str, Any]:
-        dlat = cell_m / M_PER_DEG / 2
-        dlon = cell_m / (M_PER_DEG * math.cos(math.radians(self.lat))) / 2
-        ring = [
-            [self.lon - dlon, self.lat - dlat],
-            [self.lon + dlon, self.lat - dlat],
-            [self.lon + dlon, self.lat + dlat],
-            [self.lon - dlon, self.lat + dlat],
-            [self.lon - dlon, self.lat - dlat],
-        ]
+        if self.h3:
+            import h3
+
+            ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(self.h3)]
+            ring.append(ring[0])
+        else:
+            dlat = cell_m / M_PER_DEG / 2
+            dlon = cell_m / (M_PER_DEG * math.cos(math.radians(self.lat))) / 2
+            ring = [
+                [self.lon - dlon, self.lat - dlat],
+                [self.lon + dlon, self.lat - dlat],
+                [self.lon + dlon, self.lat + dlat],
+                [self.lon - dlon, self.lat + dlat],
+                [self.lon - dlon, self.lat - dlat],
+            ]
         props: dict[str, Any] = {
-            "cell": f"{self.row}:{self.col}",
+            "cell": self.h3 or f"{self.row}:{self.col}",
             "demand": round(self.demand, 1),
             "median_s": None if math.isinf(self.median_s) else round(self.median_s, 1),
         }
@@ -88,6 +103,12 @@ class Coverage:
     #: demand no station reaches within the largest threshold
     not_reached: float
     cells: list[Cell] = field(repr=False)
+    cell_kind: str = "grid"
+    h3_resolution: int | None = None
+    #: per district (dispatch.geo.districts): demand, covered and backup shares; the last entry, named None,
+    #: holds the demand outside every district
+    districts: list[dict[str, Any]] | None = None
+    districts_source: str | None = None
 
     def worst(self, threshold_s: float, n: int = 10) -> list[Cell]:
         """The cells with the most demand left outside ``threshold_s``."""
@@ -99,6 +120,8 @@ class Coverage:
         return {
             "demand_source": self.demand_source,
             "cell_m": self.cell_m,
+            "cell_kind": self.cell_kind,
+            "h3_resolution": self.h3_resolution,
             "stations": [{"name": s.name, "lat": s.at.lat, "lon": s.at.lon} for s in self.stations],
             "total_demand": round(self.total_demand, 1),
             "thresholds_min": [t / 60 for t in self.thresholds_s],
@@ -109,6 +132,7 @@ class Coverage:
                 f"{t / 60:g}": [c.as_feature(self.cell_m)["properties"] for c in self.worst(t, worst)]
                 for t in self.thresholds_s
             },
+            **({} if self.districts is None else {"districts": self.districts, "district_file": self.districts_source}),
         }
 
     def geojson(self) -> dict[str, Any]:
@@ -170,6 +194,13 @@ def check_thresholds(minutes: Sequence[float]) -> tuple[float, ...]:
     return tuple(sorted({float(m) * 60 for m in minutes}))
 
 
+def h3_resolution_for(cell_m: float) -> int:
+    """The H3 resolution whose average hexagon area is nearest (by ratio) to a square of ``cell_m`` metres."""
+    import h3
+
+    return min(range(16), key=lambda r: abs(math.log(h3.average_hexagon_area(r, "m^2") / (cell_m * cell_m))))
+
+
 def coverage(
     router: Router,
     stations: Sequence[Station],
@@ -179,6 +210,9 @@ def coverage(
     demand: F64 | None = None,
     demand_source: str = PROXY,
     at: When = None,
+    cells: str = "grid",
+    h3_resolution: int | None = None,
+    districts: Districts | None = None,
 ) -> Coverage:
     """The share of demand within each threshold of the nearest station (and of two), overall and per cell."""
     thresholds = check_thresholds(minutes)
@@ -186,6 +220,13 @@ def coverage(
         raise InvalidInput("no stations: give at least one station (a GeoJSON point with a name, or the database's)")
     if not 50.0 <= cell_m <= 20_000.0:
         raise InvalidInput(f"cell size {cell_m:g} m is out of range: give 50 to 20000 metres")
+    if cells not in CELL_KINDS:
+        raise InvalidInput(f"cells {cells!r} is not known; allowed: {', '.join(CELL_KINDS)}")
+    resolution: int | None = None
+    if cells == "h3":
+        resolution = h3_resolution_for(cell_m) if h3_resolution is None else h3_resolution
+        if not 0 <= resolution <= 15:
+            raise InvalidInput(f"H3 resolution {resolution} is out of range: give 0 to 15 (9: about 0.1 km2)")
     g = router.graph
     weights = road_length_demand(g) if demand is None else np.asarray(demand, dtype=np.float64)
     if weights.shape != (g.n_nodes,) or np.any(weights < 0) or not np.all(np.isfinite(weights)):
@@ -199,7 +240,7 @@ def coverage(
         np.minimum(best, t, out=best)
         for i, th in enumerate(thresholds):
             within[i] += t <= th
-    cells = _cells(g, weights, best, within, thresholds, cell_m)
+    cell_list = _cells(g, weights, best, within, thresholds, cell_m, resolution)
     total = float(weights.sum())
     covered = {th: float(weights[within[i] >= 1].sum() / total) if total else 0.0 for i, th in enumerate(thresholds)}
     backup = {th: float(weights[within[i] >= 2].sum() / total) if total else 0.0 for i, th in enumerate(thresholds)}
@@ -212,8 +253,20 @@ def coverage(
         backup=backup,
         stations=list(stations),
         not_reached=float(weights[np.isinf(best)].sum()),
-        cells=cells,
+        cells=cell_list,
+        cell_kind=cells,
+        h3_resolution=resolution,
+        districts=None if districts is None else _district_shares(districts, weights, within, thresholds),
+        districts_source=None if districts is None else districts.source,
     )
+
+
+def _district_shares(
+    districts: Districts, weights: F64, within: npt.NDArray[np.int32], thresholds: tuple[float, ...]
+) -> list[dict[str, Any]]:
+    from dispatch.geo.districts import district_shares
+
+    return district_shares(districts, weights, within, thresholds)
 
 
 def _cells(
@@ -223,13 +276,26 @@ def _cells(
     within: npt.NDArray[np.int32],
     thresholds: tuple[float, ...],
     cell_m: float,
+    resolution: int | None = None,
 ) -> list[Cell]:
     lat0 = float(np.mean(g.node_lat))
     lon0 = float(np.mean(g.node_lon))
-    y = (g.node_lat - lat0) * M_PER_DEG
-    x = (g.node_lon - lon0) * M_PER_DEG * math.cos(math.radians(lat0))
-    row = np.floor(y / cell_m).astype(np.int64)
-    col = np.floor(x / cell_m).astype(np.int64)
+    if resolution is None:
+        y = (g.node_lat - lat0) * M_PER_DEG
+        x = (g.node_lon - lon0) * M_PER_DEG * math.cos(math.radians(lat0))
+        row = np.floor(y / cell_m).astype(np.int64)
+        col = np.floor(x / cell_m).astype(np.int64)
+    else:
+        # the hexagon of every junction with demand (the others make one cell of no demand, left out below)
+        from h3.api import basic_int
+
+        row = np.full(g.n_nodes, -1, dtype=np.int64)
+        has = np.flatnonzero(weights > 0)
+        row[has] = [
+            basic_int.latlng_to_cell(a, b, resolution)
+            for a, b in zip(g.node_lat[has].tolist(), g.node_lon[has].tolist(), strict=True)
+        ]
+        col = np.zeros(g.n_nodes, dtype=np.int64)
     order = np.lexsort((best, col, row))  # by cell, then by time within the cell (for the median)
     row, col, w, t = row[order], col[order], weights[order], best[order]
     starts = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (col[1:] != col[:-1])])
@@ -246,16 +312,25 @@ def _cells(
     cells: list[Cell] = []
     for k in np.flatnonzero(total > 0):
         r, c, tot = int(row[starts[k]]), int(col[starts[k]]), float(total[k])
+        hexagon = ""
+        if resolution is None:
+            lat, lon = lat0 + (r + 0.5) * cell_m / M_PER_DEG, lon0 + (c + 0.5) * cell_m / (M_PER_DEG * cos0)
+        else:
+            import h3
+
+            hexagon, r = h3.int_to_str(r), 0
+            lat, lon = h3.cell_to_latlng(hexagon)
         cells.append(
             Cell(
                 row=r,
                 col=c,
-                lat=lat0 + (r + 0.5) * cell_m / M_PER_DEG,
-                lon=lon0 + (c + 0.5) * cell_m / (M_PER_DEG * cos0),
+                lat=lat,
+                lon=lon,
                 demand=tot,
                 covered={th: float(covered[i][k]) / tot for i, th in enumerate(thresholds)},
                 backup={th: float(backup[i][k]) / tot for i, th in enumerate(thresholds)},
                 median_s=float(median_s[k]),
+                h3=hexagon,
             )
         )
     return cells

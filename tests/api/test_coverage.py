@@ -25,7 +25,7 @@ def test_coverage_of_the_demo_stations(api: Api) -> None:
         ({"minutes": "soon"}, "not a list of numbers"),
         ({"minutes": "0"}, "above 0"),
         ({"cell_m": 5}, "50 to 20000"),
-        ({"format": "png"}, "allowed: json, geojson"),
+        ({"format": "pdf"}, "allowed: json, geojson"),
         ({"vehicle": "boat"}, "allowed: ambulance, motorbike"),
     ],
 )
