@@ -197,6 +197,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     st.add_argument("--time-limit", type=float, metavar="S", help="give up after S seconds of solving")
     st.add_argument("--geojson", type=Path, metavar="OUT", help="write the chosen sites to this GeoJSON file")
     st.add_argument("--csv", type=Path, metavar="OUT", help="write the chosen sites' table (CSV) to this file")
+    st.add_argument("--png", type=Path, metavar="OUT", help="draw the plan's coverage map (PNG) to this file")
     st.add_argument("--json", action="store_true", help="print the whole result as JSON")
     _add_graph_options(st, settings)
     _add_query_options(st)
@@ -498,6 +499,12 @@ def cmd_site(args: argparse.Namespace) -> int:
         args.geojson.write_text(json.dumps(result.geojson(), ensure_ascii=False), encoding="utf-8")
     if args.csv is not None:
         args.csv.write_text(result.csv(), encoding="utf-8")
+    if args.png is not None:
+        args.png.write_bytes(_siting_png(router, result, at, demand))
+        print(
+            f"map: {args.png} (its share counts each junction; the plan's counts each cell by its demand centre)",
+            file=sys.stderr,
+        )
     if args.json:
         _print_json(result.as_dict())
         return 0
@@ -525,6 +532,26 @@ def cmd_site(args: argparse.Namespace) -> int:
         gain = "" if s.gain is None else f"{s.gain:+.1%}"
         print(f"{s.order:>5}  {s.name + kind:<24} {s.at.lat:.5f},{s.at.lon:.5f}  {gain:>7} {s.covered_after:>8.1%}")
     return 0
+
+
+def _siting_png(router: Any, result: Any, at: Any, demand: Any) -> bytes:
+    """The plan on the map: coverage within the threshold by the chosen sites (new ones marked), their
+    isochrones, the demand source; drawn by the same code as the coverage map."""
+    from dispatch.geo.coverage import Station, coverage
+    from dispatch.geo.report import coverage_png, isochrone_layer
+
+    sites = [Station(s.name if s.existing else f"{s.name} (new)", s.at) for s in result.sites]
+    seconds = result.threshold_s
+    plan = coverage(
+        router,
+        sites,
+        [seconds / 60],
+        cell_m=result.cell_m,
+        at=at,
+        **({} if demand is None else {"demand": demand.per_junction, "demand_source": demand.source}),
+    )
+    layer = isochrone_layer(router, sites, [seconds], at=at)
+    return coverage_png(plan, router, threshold_s=seconds, isochrone_fc=layer)
 
 
 def cmd_graph_demo(args: argparse.Namespace) -> int:

@@ -38,7 +38,9 @@ def test_site_prints_json_and_writes_the_table_and_the_map_layer(cache: Path, tm
     stations = points(tmp_path / "stations.geojson", STATIONS)
     out_geojson, out_csv = tmp_path / "sites.geojson", tmp_path / "sites.csv"
     args = ["site", "--model", "mclp", "--minutes", "4", "--p", "4", "--stations", stations, "--keep-existing"]
-    p = run([*args, "--cell-m", "1000", "--at", "10:00", "--json", "--geojson", out_geojson, "--csv", out_csv], cache)
+    png = tmp_path / "plan.png"
+    p = run([*args, "--cell-m", "1000", "--at", "10:00", "--json", "--geojson", out_geojson, "--csv", out_csv,
+             "--png", png], cache)  # fmt: skip
     assert_ok(p)
     plan = json.loads(p.stdout)  # JSON only: the solver's banner is printed nowhere
     assert "HiGHS" not in p.stderr
@@ -47,6 +49,7 @@ def test_site_prints_json_and_writes_the_table_and_the_map_layer(cache: Path, tm
     assert plan["new_sites"] == 2 and plan["covered_after"] > plan["covered_before"] > 0
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text("utf-8"))))
     assert [r["name"] for r in rows] == [s["name"] for s in plan["sites"]]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "map: " in p.stderr
     fc = json.loads(out_geojson.read_text("utf-8"))
     assert len(fc["features"]) == 4 and fc["features"][0]["properties"]["locked"] is True
     # the same question answered for a person
