@@ -50,8 +50,8 @@ class RouterRoads:
         self.now = START
         self._paths = RoadTimes(router, now=START)
 
-    def period(self) -> int:
-        return self.router.period(self.now)
+    def period(self, at: When = None) -> int:
+        return self.router.period(self.now if at is None else at)
 
     def eta_to(self, origins: Sequence[LatLon], destination: LatLon, *, at: When = None) -> list[Any]:
         return list(self.router.eta_to(origins, destination, at=self.now if at is None else at))
@@ -80,7 +80,8 @@ class NxRoads:
         self.tree = cKDTree(np.c_[g.node_lat, g.node_lon * math.cos(math.radians(float(np.mean(g.node_lat))))])
         self.cos = math.cos(math.radians(float(np.mean(g.node_lat))))
 
-    def period(self) -> int:
+    def period(self, at: When = None) -> int:
+        del at
         return 0
 
     def _node(self, p: LatLon) -> int:

@@ -330,10 +330,13 @@ def _local_date(text: str | None, option: str, tz: Any) -> Any:
     return t if t.tzinfo is not None else t.replace(tzinfo=tz)
 
 
-def _demand(args: argparse.Namespace, router: Any) -> Any:
-    """The demand the options ask for (None: the proxy); prints what was skipped, by reason, on stderr."""
+def load_call_log(args: argparse.Namespace, router: Any) -> Any:
+    """The calls the options name: a call log (``--calls FILE --columns ...``) or the database's incidents
+    (``--history [--since --until]``); None for neither."""
     from dispatch.geo import demand as dm
 
+    if args.calls is not None and args.history:
+        raise InvalidInput("give one source of calls: --calls FILE or --history")
     if args.calls is None and (args.columns or args.time_format or args.priority_map or args.timezone):
         raise InvalidInput("--columns, --time-format, --timezone and --priority-map go with --calls FILE")
     if not args.history and (args.since or args.until):
@@ -341,7 +344,7 @@ def _demand(args: argparse.Namespace, router: Any) -> Any:
     if args.calls is not None:
         if not args.columns:
             raise InvalidInput("--calls needs --columns, e.g. --columns 'time=Received DtTm,point=case_location'")
-        log = dm.load_calls(
+        return dm.load_calls(
             router,
             args.calls,
             args.columns,
@@ -349,17 +352,25 @@ def _demand(args: argparse.Namespace, router: Any) -> Any:
             priority_map=args.priority_map,
             timezone=args.timezone or router.tz.key,
         )
-        demand, where = dm.demand_from_calls(router.graph, log), str(args.calls)
-    elif args.population is not None:
-        demand = dm.load_population(router, args.population, column=args.population_column)
-        where = str(args.population)
-    elif args.history:
+    if args.history:
         from dispatch.services.demand import incident_history
 
         since, until = _local_date(args.since, "--since", router.tz), _local_date(args.until, "--until", router.tz)
-        ctx = _ctx_without_graphs(Settings.from_env())
-        log = incident_history(ctx, router=router, since=since, until=until)
-        demand, where = dm.demand_from_calls(router.graph, log), "the incident history"
+        return incident_history(_ctx_without_graphs(Settings.from_env()), router=router, since=since, until=until)
+    return None
+
+
+def _demand(args: argparse.Namespace, router: Any) -> Any:
+    """The demand the options ask for (None: the proxy); prints what was skipped, by reason, on stderr."""
+    from dispatch.geo import demand as dm
+
+    log = load_call_log(args, router)
+    if log is not None:
+        demand = dm.demand_from_calls(router.graph, log)
+        where = str(args.calls) if args.calls is not None else "the incident history"
+    elif args.population is not None:
+        demand = dm.load_population(router, args.population, column=args.population_column)
+        where = str(args.population)
     else:
         return None
     for reason, n in demand.skipped.items():
@@ -372,6 +383,7 @@ def _demand(args: argparse.Namespace, router: Any) -> Any:
 def cmd_coverage(args: argparse.Namespace) -> int:
     from dispatch.geo.coverage import Station, coverage, load_stations
 
+    writable(args.geojson, args.csv, args.png, args.html, args.isochrones)
     minutes = parse_minutes(args.minutes)
     at = parse_at(args.at) if args.at else None
     if args.stations is not None:
@@ -468,6 +480,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     from dispatch.geo.coverage import Station
     from dispatch.geo.siting import site
 
+    writable(args.geojson, args.csv, args.png)
     at = parse_at(args.at) if args.at else None
     candidates = None if args.candidates is None else _points_file(args.candidates, "the candidate file")
     if args.stations is not None:
@@ -651,6 +664,22 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     user = add_user(ctx, name=args.name, role=args.role, password=password, unit_callsign=args.unit)
     print(f"added {user.name} ({user.role}" + (f", unit {args.unit}" if args.unit else "") + ")")
     return 0
+
+
+def writable(*paths: Path | None) -> None:
+    """Refuse, before any work, an output file that cannot be written."""
+    import os
+
+    for p in paths:
+        if p is None:
+            continue
+        parent = p.parent
+        if p.is_dir():
+            raise InvalidInput(f"{p} is a folder: give the name of a file to write")
+        if not parent.is_dir():
+            raise InvalidInput(f"cannot write {p}: the folder {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            raise InvalidInput(f"cannot write {p}: permission denied")
 
 
 def _ctx_without_graphs(settings: Settings) -> Any:

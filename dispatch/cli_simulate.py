@@ -32,7 +32,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     src.add_argument("--columns", metavar="MAPPING", help="the log's columns, as for `dispatch coverage --calls`")
     src.add_argument("--time-format", metavar="F", help="strptime format of the call times (default: guessed)")
     src.add_argument("--priority-map", metavar="M", help="the log's priority values, e.g. 1=echo,2=delta")
+    src.add_argument("--timezone", metavar="TZ", help="zone of call times without an offset (default: the region's)")
     src.add_argument("--history", action="store_true", help="the database's incidents")
+    src.add_argument("--since", metavar="DATE", help="with --history: incidents from this date (YYYY-MM-DD)")
+    src.add_argument("--until", metavar="DATE", help="with --history: incidents before this date")
     src.add_argument("--calls-per-day", type=float, default=400.0, help="generated calls a day (default 400)")
     src.add_argument("--days", type=float, default=7.0, help="days of generated calls (default 7)")
     src.add_argument("--mix", metavar="M", help="priority shares, e.g. echo=2,delta=25,charlie=20,bravo=15,alpha=30")
@@ -138,34 +141,17 @@ def _read(path: Path) -> str:
 
 
 def _calls(args: argparse.Namespace, router: Any, start: datetime | None, seed: int) -> tuple[list[Any], datetime]:
+    from dispatch.cli import load_call_log
     from dispatch.geo.coverage import road_length_demand
     from dispatch.sim.build import calls_from_log, next_monday, start_of
     from dispatch.sim.generate import PRIORITY_MIX, generate_calls, parse_mix
 
     mix = parse_mix(args.mix) if args.mix else PRIORITY_MIX
-    log = None
-    if args.calls is not None:
-        from dispatch.geo import demand as dm
-
-        if not args.columns:
-            raise InvalidInput("--calls needs --columns, e.g. --columns 'time=Received DtTm,point=case_location'")
-        log = dm.load_calls(
-            router,
-            args.calls,
-            args.columns,
-            time_format=args.time_format,
-            priority_map=args.priority_map,
-            timezone=router.tz.key,
-        )
-    elif args.history:
-        from dispatch.cli import _ctx_without_graphs
-        from dispatch.services.demand import incident_history
-
-        log = incident_history(_ctx_without_graphs(Settings.from_env()), router=router)
+    log = load_call_log(args, router)
     if log is not None:
         for reason, n in log.skipped.items():
             print(f"skipped {n:,} of {log.source}: {reason}", file=sys.stderr)
-        begin = start or start_of(log.calls, router.tz)
+        begin = start or start_of(log.calls, router.tz, log.source)
         calls, notes = calls_from_log(log.calls, start=begin, seed=seed, mix=mix)
         for note, n in notes.items():
             print(f"note: {n:,} {note}", file=sys.stderr)
@@ -175,8 +161,15 @@ def _calls(args: argparse.Namespace, router: Any, start: datetime | None, seed: 
     g = router.graph
     points = [LatLon(float(a), float(b)) for a, b in zip(g.node_lat, g.node_lon, strict=True)]
     begin = start or next_monday(datetime.now(router.tz))
+    midnight = begin.replace(hour=0, minute=0, second=0, microsecond=0)
     calls = generate_calls(
-        points, road_length_demand(g), calls_per_day=args.calls_per_day, days=args.days, seed=seed, mix=mix
+        points,
+        road_length_demand(g),
+        calls_per_day=args.calls_per_day,
+        days=args.days,
+        seed=seed,
+        mix=mix,
+        start_s_of_day=(begin - midnight).total_seconds(),
     )
     print(
         f"note: {len(calls):,} generated calls over {args.days:g} days, placed by the road-length proxy demand",
@@ -186,15 +179,13 @@ def _calls(args: argparse.Namespace, router: Any, start: datetime | None, seed: 
 
 
 def cmd_simulate(args: argparse.Namespace, router: Any) -> int:
+    from dispatch.cli import writable
     from dispatch.sim.engine import POLICIES, Policy, simulate
     from dispatch.sim.model import Scenario, SimStation, SimUnit
     from dispatch.sim.results import parse_standard, plot, summarize, table
     from dispatch.sim.roads import RoadTimes
 
-    if args.calls is not None and args.history:
-        raise InvalidInput("give one source of calls: --calls FILE or --history (or neither, to generate)")
-    if args.calls is None and (args.columns or args.time_format or args.priority_map):
-        raise InvalidInput("--columns, --time-format and --priority-map go with --calls FILE")
+    writable(args.plot)
     standard = parse_standard(args.standard)
     durations = _durations(args)
     start = None
@@ -219,14 +210,11 @@ def cmd_simulate(args: argparse.Namespace, router: Any) -> int:
     policies = POLICIES if args.policy == "both" else (args.policy,)
     runs += [(base, p) for p in policies]
     if args.compare_units is not None:
-        from dispatch.sim.model import spread_units
+        from dispatch.sim.model import resize_fleet
 
-        other = Scenario(
-            f"{args.compare_units} units",
-            stations,
-            spread_units(stations, args.compare_units, als_share=args.als_share),
-            begin,
-        )
+        # the same fleet, grown or shrunk: same stations, same share of ALS
+        bigger = resize_fleet(units, stations, args.compare_units)
+        other = Scenario(f"{args.compare_units} units", stations, bigger, begin)
         runs.append((other, "drive_time"))
     if new is not None:
         more = (
@@ -248,7 +236,9 @@ def cmd_simulate(args: argparse.Namespace, router: Any) -> int:
     elapsed = time.perf_counter() - t0
     summaries = [summarize(run, standard) for _, run in results]
     if args.plot is not None:
-        limit = next((r.limit_s for r in standard.rules if r.measure == "response"), None)
+        # a limit line only where one response-time rule covers every call
+        rules = [r for r in standard.rules if r.measure == "response" and r.priorities is None]
+        limit = rules[0].limit_s if len(rules) == 1 else None
         plot(results, str(args.plot), limit_s=limit)
     if args.json:
         out = {

@@ -111,3 +111,11 @@ def test_site_on_demand_from_a_call_log(cache: Path, tmp_path: Path) -> None:
     proxy = json.loads(run(args[: args.index("--calls")], cache).stdout)
     assert proxy["demand_source"].startswith("proxy") and proxy["covered_before"] != plan["covered_before"]
     assert_one_line_error(run([*args, "--cells", "h3"], cache), "siting works on square cells")
+
+
+def test_site_refuses_an_unwritable_output_before_solving(cache: Path, tmp_path: Path) -> None:
+    stations = points(tmp_path / "stations.geojson", STATIONS)
+    args = ["site", "--model", "mclp", "--minutes", "4", "--p", "3", "--stations", stations]
+    assert_one_line_error(run([*args, "--png", tmp_path / "no" / "plan.png"], cache), "the folder")
+    assert_one_line_error(run([*args, "--geojson", tmp_path], cache), "is a folder")
+    assert_one_line_error(run([*args, "--time-limit", "-5"], cache), "time limit -5 s is not allowed")

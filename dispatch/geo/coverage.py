@@ -114,7 +114,8 @@ class Coverage:
         """The cells with the most demand left outside ``threshold_s``."""
         if threshold_s not in self.covered:
             raise InvalidInput(f"{threshold_s / 60:g} min is not one of this report's thresholds")
-        return sorted(self.cells, key=lambda c: -(c.demand * (1.0 - c.covered[threshold_s])))[:n]
+        left = [c for c in self.cells if c.demand * (1.0 - c.covered[threshold_s]) > 1e-9]
+        return sorted(left, key=lambda c: -(c.demand * (1.0 - c.covered[threshold_s])))[:n]
 
     def as_dict(self, *, worst: int = 10) -> dict[str, Any]:
         return {
@@ -223,6 +224,8 @@ def coverage(
     if cells not in CELL_KINDS:
         raise InvalidInput(f"cells {cells!r} is not known; allowed: {', '.join(CELL_KINDS)}")
     resolution: int | None = None
+    if cells != "h3" and h3_resolution is not None:
+        raise InvalidInput("an H3 resolution goes with H3 cells: ask for cells=h3 (--cells h3), or leave it out")
     if cells == "h3":
         resolution = h3_resolution_for(cell_m) if h3_resolution is None else h3_resolution
         if not 0 <= resolution <= 15:
@@ -269,6 +272,22 @@ def _district_shares(
     return district_shares(districts, weights, within, thresholds)
 
 
+def local_metres(g: RoadGraph) -> tuple[F64, F64]:
+    """Every junction's position in metres north (y) and east (x) of the junctions' mean position."""
+    lat0 = float(np.mean(g.node_lat))
+    lon0 = float(np.mean(g.node_lon))
+    y: F64 = (g.node_lat - lat0) * M_PER_DEG
+    x: F64 = (g.node_lon - lon0) * M_PER_DEG * math.cos(math.radians(lat0))
+    return y, x
+
+
+def grid_cells(g: RoadGraph, cell_m: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The square cell (row, column) of every junction, ``cell_m`` metres a side (coverage and siting share
+    these cells)."""
+    y, x = local_metres(g)
+    return np.floor(y / cell_m).astype(np.int64), np.floor(x / cell_m).astype(np.int64)
+
+
 def _cells(
     g: RoadGraph,
     weights: F64,
@@ -281,10 +300,7 @@ def _cells(
     lat0 = float(np.mean(g.node_lat))
     lon0 = float(np.mean(g.node_lon))
     if resolution is None:
-        y = (g.node_lat - lat0) * M_PER_DEG
-        x = (g.node_lon - lon0) * M_PER_DEG * math.cos(math.radians(lat0))
-        row = np.floor(y / cell_m).astype(np.int64)
-        col = np.floor(x / cell_m).astype(np.int64)
+        row, col = grid_cells(g, cell_m)
     else:
         # the hexagon of every junction with demand (the others make one cell of no demand, left out below)
         from h3.api import basic_int

@@ -61,6 +61,8 @@ class Call:
     at: datetime  # aware, UTC
     where: LatLon
     priority: Priority | None
+    #: the triage card's code where the source records it (the incident history does; call logs do not)
+    complaint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,7 @@ def locate_calls(
     skipped: Mapping[str, int] | None = None,
     time_format: str | None = None,
     timezone: str = DEFAULT_TIMEZONE,
+    complaints: Sequence[str | None] | None = None,
 ) -> CallLog:
     """Place calls (UTC times, positions) on the road graph; those out of its coverage are counted, not kept.
     ``priority_text`` is the priority as the source wrote it: a call kept without a priority whose text is not
@@ -328,7 +331,8 @@ def locate_calls(
     unmapped: Counter[str] = Counter()
     for t, p, i, good in zip(ns, points, idx.tolist(), placed.tolist(), strict=True):
         if good:
-            calls.append(Call(datetime.fromtimestamp(t / 1e9, UTC), p, priorities[i]))
+            code = None if complaints is None else complaints[i]
+            calls.append(Call(datetime.fromtimestamp(t / 1e9, UTC), p, priorities[i], code))
             if priorities[i] is None and priority_text is not None and priority_text[i]:
                 unmapped[priority_text[i]] += 1
     return CallLog(
@@ -432,7 +436,8 @@ def load_population(
     poly = np.flatnonzero((reason == "") & np.isin(kind, [3, 6]))
     weight = road_length_demand(g)
     nodes_xy = shapely.points(g.node_lon, g.node_lat)
-    pt, k = shapely.STRtree(geoms[poly]).query(nodes_xy, predicate="within")
+    # "intersects": a junction on a polygon's edge belongs to it (a shared border gives it to both)
+    pt, k = shapely.STRtree(geoms[poly]).query(nodes_xy, predicate="intersects")
     w = weight[pt] + 1e-9  # a junction of zero-length roads still counts a little
     total_w = np.bincount(k, weights=w, minlength=len(poly))
     np.add.at(per, pt, pop[poly][k] * w / total_w[k])

@@ -71,7 +71,8 @@ def load_districts(router: Router, path: Path, *, name_column: str = "name") -> 
     g = router.graph
     of_node = np.full(g.n_nodes, -1, dtype=np.int64)
     node_pts = shapely.points(g.node_lon, g.node_lat)
-    pt, k_idx = shapely.STRtree(polys).query(node_pts, predicate="within")
+    # "intersects": a junction on a border (districts often follow streets) belongs to the first polygon
+    pt, k_idx = shapely.STRtree(polys).query(node_pts, predicate="intersects")
     # the first polygon (in file order) that holds each junction
     order = np.lexsort((k_idx, pt))
     first = np.r_[True, pt[order][1:] != pt[order][:-1]]

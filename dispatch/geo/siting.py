@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from dispatch.core.errors import DispatchError, InvalidInput, OutsideCoverage
 from dispatch.core.types import LatLon
-from dispatch.geo.coverage import M_PER_DEG, PROXY, Station, check_thresholds, road_length_demand
+from dispatch.geo.coverage import PROXY, Station, check_thresholds, grid_cells, local_metres, road_length_demand
 from dispatch.geo.graph import F64, I64, RoadGraph
 from dispatch.geo.routing import Router, When
 
@@ -180,12 +180,8 @@ class Siting:
 
 def demand_cells(graph: RoadGraph, weights: F64, cell_m: float) -> DemandCells:
     """The cells of ``coverage()``'s grid that hold demand, each at its demand centre."""
-    lat0 = float(np.mean(graph.node_lat))
-    lon0 = float(np.mean(graph.node_lon))
-    y = (graph.node_lat - lat0) * M_PER_DEG
-    x = (graph.node_lon - lon0) * M_PER_DEG * math.cos(math.radians(lat0))
-    row = np.floor(y / cell_m).astype(np.int64)
-    col = np.floor(x / cell_m).astype(np.int64)
+    row, col = grid_cells(graph, cell_m)
+    y, x = local_metres(graph)
     has = np.flatnonzero(weights > 0)
     order = has[np.lexsort((col[has], row[has]))]
     r, c, w = row[order], col[order], weights[order]
@@ -262,6 +258,8 @@ def site(
     (threshold,) = check_thresholds([minutes])
     if not 50.0 <= cell_m <= 20_000.0:
         raise InvalidInput(f"cell size {cell_m:g} m is out of range: give 50 to 20000 metres")
+    if time_limit_s is not None and not (math.isfinite(time_limit_s) and time_limit_s > 0):
+        raise InvalidInput(f"time limit {time_limit_s:g} s is not allowed: give more than 0 seconds, or none")
     if keep_existing and not stations:
         raise InvalidInput("keep_existing needs the existing stations (a GeoJSON file of points, or the database's)")
     n_locked = len(stations) if keep_existing else 0

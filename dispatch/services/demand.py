@@ -28,7 +28,9 @@ def incident_history(
     if since is not None and until is not None and until <= since:
         raise InvalidInput(f"the date range is empty: until {until.isoformat()} is not after since {since.isoformat()}")
     call_at = col(Incident.psap_call_at)
-    q = select(call_at, col(Incident.lat), col(Incident.lon), col(Incident.priority)).order_by(call_at)
+    q = select(  # type: ignore[call-overload]  # sqlmodel types select() up to four columns
+        call_at, col(Incident.lat), col(Incident.lon), col(Incident.priority), col(Incident.complaint)
+    ).order_by(call_at)
     if since is not None:
         q = q.where(call_at >= since)
     if until is not None:
@@ -49,4 +51,5 @@ def incident_history(
         priority_text=[r[3] for r in rows],
         source=HISTORY[:-1] + window + ")" if window else HISTORY,
         timezone=router.tz.key,
+        complaints=[r[4] for r in rows],
     )

@@ -10,18 +10,29 @@ from zoneinfo import ZoneInfo
 
 from dispatch.core.errors import InvalidInput
 from dispatch.core.recommend import HospitalView
+from dispatch.core.triage import Card, card
 from dispatch.core.types import LatLon, Priority
 from dispatch.geo.demand import Call
 from dispatch.sim.generate import PRIORITY_MIX, check_mix
 from dispatch.sim.model import SimCall, SimStation, card_for
 
 NO_PRIORITY = "calls without a priority: one drawn from the priority mix"
+UNKNOWN_CARD = "calls whose complaint is no triage card: a card of their priority drawn"
 
 
-def start_of(calls: Sequence[Call], tz: ZoneInfo) -> datetime:
+def _card(code: str | None) -> Card | None:
+    if code is None:
+        return None
+    try:
+        return card(code)
+    except InvalidInput:
+        return None
+
+
+def start_of(calls: Sequence[Call], tz: ZoneInfo, source: str = "the call log") -> datetime:
     """Midnight (local) of the day of the first call."""
     if not calls:
-        raise InvalidInput("the call log has no usable call")
+        raise InvalidInput(f"{source} has no usable call")
     first = min(c.at for c in calls).astimezone(tz)
     return first.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -34,7 +45,8 @@ def calls_from_log(
     mix: Mapping[Priority, float] = PRIORITY_MIX,
 ) -> tuple[list[SimCall], dict[str, int]]:
     """Simulation calls in time order, numbered from 1, with seconds after ``start``. A call the log gives no
-    priority gets one drawn from ``mix`` (counted in the notes); each gets a triage card of its priority."""
+    priority gets one drawn from ``mix`` (counted in the notes). A call keeps its triage card where the source
+    records it (the incident history); otherwise it gets a card of its priority, drawn."""
     shares = check_mix(mix)
     rng = random.Random(seed)
     prios, weights = list(shares), list(shares.values())
@@ -50,7 +62,10 @@ def calls_from_log(
         if p is None:
             p = rng.choices(prios, weights)[0]
             notes[NO_PRIORITY] = notes.get(NO_PRIORITY, 0) + 1
-        out.append(SimCall(len(out) + 1, t, c.where, p, card_for(p, rng)))
+        known = _card(c.complaint)
+        if c.complaint is not None and known is None:
+            notes[UNKNOWN_CARD] = notes.get(UNKNOWN_CARD, 0) + 1
+        out.append(SimCall(len(out) + 1, t, c.where, p, known or card_for(p, rng)))
     if before:
         notes[f"calls before the start {start.isoformat()}: left out"] = before
     return out, notes

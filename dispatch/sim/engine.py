@@ -46,7 +46,7 @@ class Roads(TravelTimes, Protocol):
 
     now: datetime
 
-    def period(self) -> int: ...
+    def period(self, at: datetime | None = None) -> int: ...
 
     def path(self, origin: LatLon, destination: LatLon) -> Trip: ...
 
@@ -64,6 +64,8 @@ class Job:
     #: no free unit with the needed capability when the call was ready to dispatch
     waited: bool = False
     hospital: str | None = None
+    #: the unit set out from a standstill (its station, a scene): the job has a turnout time
+    turned_out: bool = False
 
     @property
     def response_s(self) -> float:
@@ -126,6 +128,8 @@ class Run:
     units: dict[str, tuple[float, int]]  # callsign -> (busy seconds, jobs)
     span_s: float
     skipped: dict[str, int]
+    #: calls that were never answered (no unit of the fleet has the capability they need)
+    unanswered: list[Job] = field(default_factory=list)
 
 
 def _crow_m(a: LatLon, b: LatLon) -> float:
@@ -199,12 +203,12 @@ class Simulation:
     def _reachable(self, c: SimCall) -> bool:
         """Whether some station's units can drive to the call (else it would wait for ever)."""
         road = self.roads["ambulance"]
-        road.now = self._when(c.t_s)
-        key = (c.at.lat, c.at.lon, self._period(road))
+        when = self._when(c.t_s)
+        key = (c.at.lat, c.at.lon, road.period(when))
         found = self._reach.get(key)
         if found is None:
             try:
-                legs = road.eta_to([s.at for s in self.scenario.stations], c.at)
+                legs = road.eta_to([s.at for s in self.scenario.stations], c.at, at=when)
                 found = any(not isinstance(leg, DispatchError) for leg in legs)
             except DispatchError:
                 found = False
@@ -238,6 +242,12 @@ class Simulation:
             getattr(self, f"_on_{kind}")(t, obj)
         span = max(t, max((c.t_s for c in calls), default=0.0))
         served = [j for j in jobs if "06" in j.times]
+        # calls still waiting when nothing else can happen: no unit of the fleet has the capability they need
+        never = [entry[3] for entry in self.queue]
+        for job in never:
+            need = job.call.needs.value.upper().replace("_", " ")
+            why = f"no unit of the fleet meets the {need} needed: never answered"
+            self.skipped[why] = self.skipped.get(why, 0) + 1
         return Run(
             self.scenario,
             self.policy,
@@ -245,6 +255,7 @@ class Simulation:
             {u.spec.callsign: (u.busy_s, u.jobs) for u in self.units},
             span,
             dict(self.skipped),
+            never,
         )
 
     # ---- dispatch ----------------------------------------------------------------------------------------
@@ -317,6 +328,7 @@ class Simulation:
         job.times["03"] = t
         en_route = t if driving else t + draws.turnout
         job.times["05"] = en_route
+        job.turned_out = not driving
         self._at(en_route, "en_route", u)
         self._at(en_route + eta_s, "on_scene", u)
 

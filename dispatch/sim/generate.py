@@ -68,8 +68,13 @@ def generate_calls(
     seed: int = 1,
     hourly: Sequence[float] = HOURLY,
     mix: Mapping[Priority, float] = PRIORITY_MIX,
+    start_s_of_day: float = 0.0,
 ) -> list[SimCall]:
-    """Calls over ``days`` days (fractions of a day end the stream early), numbered from 1 in time order."""
+    """Calls over ``days`` days (fractions of a day end the stream early), numbered from 1 in time order, in
+    seconds after the start; ``start_s_of_day`` says when in the local day the start falls (the hourly profile
+    follows the clock: a start at noon begins with the noon rate)."""
+    if not 0.0 <= start_s_of_day < 86400.0:
+        raise InvalidInput(f"start_s_of_day = {start_s_of_day}: give seconds after midnight, 0 to 86399")
     if not 0 < calls_per_day <= 1_000_000:
         raise InvalidInput(f"calls per day = {calls_per_day:g}: give more than 0 and at most 1,000,000")
     if not 0 < days <= 3660:
@@ -82,12 +87,13 @@ def generate_calls(
     shares = check_mix(mix)
     rng = np.random.default_rng(seed)
     hour_share = np.asarray(hourly, dtype=np.float64) / float(sum(hourly))
-    n_hours = math.ceil(days * 24)
+    # hours of the clock from the midnight before the start, then shifted so that 0 is the start
+    n_hours = math.ceil((days * 86400.0 + start_s_of_day) / 3600.0)
     rate = np.tile(hour_share, math.ceil(n_hours / 24))[:n_hours] * calls_per_day
     counts = rng.poisson(rate)
     starts = np.repeat(np.arange(n_hours) * 3600.0, counts)
-    times = starts + rng.uniform(0.0, 3600.0, size=len(starts))
-    times = np.sort(times[times < days * 86400.0])
+    times = starts + rng.uniform(0.0, 3600.0, size=len(starts)) - start_s_of_day
+    times = np.sort(times[(times >= 0.0) & (times < days * 86400.0)])
     where = rng.choice(len(points), size=len(times), p=w / w.sum())
     prios = list(shares)
     which = rng.choice(len(prios), size=len(times), p=np.array([shares[p] for p in prios]))

@@ -189,3 +189,43 @@ def spread_units(stations: tuple[SimStation, ...], n: int, *, als_share: float =
         number = i + 1 if kind is UnitType.ALS_AMBULANCE else i - n_als + 1
         out.append(SimUnit(f"{prefix}{number:02d}", kind, stations[i % len(stations)].name))
     return tuple(out)
+
+
+def resize_fleet(units: tuple[SimUnit, ...], stations: tuple[SimStation, ...], n: int) -> tuple[SimUnit, ...]:
+    """The same fleet grown or shrunk to ``n`` ambulances, keeping its layout and its share of ALS: units are
+    added at the stations that have the fewest, and taken from those that have the most (the type in surplus
+    first), so that a comparison changes the number of units and nothing else."""
+    if n < 1:
+        raise InvalidInput(f"units = {n}: give at least 1")
+    if not units or not stations:
+        raise InvalidInput("no fleet to resize")
+    als = UnitType.ALS_AMBULANCE
+    share = sum(u.type is als for u in units) / len(units)
+    order = {s.name: i for i, s in enumerate(stations)}
+    out = list(units)
+    taken = {u.callsign for u in out}
+
+    def counts() -> dict[str, int]:
+        c = dict.fromkeys(order, 0)
+        for u in out:
+            c[u.station] = c.get(u.station, 0) + 1
+        return c
+
+    while len(out) < n:
+        c = counts()
+        st = min(order, key=lambda s: (c[s], order[s]))
+        kind = als if sum(u.type is als for u in out) < round(share * (len(out) + 1)) else UnitType.BLS_AMBULANCE
+        prefix = "A" if kind is als else "B"
+        k = 1
+        while f"{prefix}{k:02d}" in taken:
+            k += 1
+        taken.add(f"{prefix}{k:02d}")
+        out.append(SimUnit(f"{prefix}{k:02d}", kind, st))
+    while len(out) > n:
+        c = counts()
+        st = max(order, key=lambda s: (c[s], -order[s]))
+        surplus = als if sum(u.type is als for u in out) > round(share * (len(out) - 1)) else UnitType.BLS_AMBULANCE
+        here = [i for i, u in enumerate(out) if u.station == st]
+        pick = next((i for i in reversed(here) if out[i].type is surplus), here[-1])
+        del out[pick]
+    return tuple(out)

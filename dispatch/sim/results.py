@@ -41,16 +41,16 @@ class Rule:
     limit_s: float
     als_only: bool = False
 
+    def applies(self, job: Job) -> bool:
+        return (self.priorities is None or job.call.priority in self.priorities) and (
+            not self.als_only or job.call.needs is Capability.ALS
+        )
+
     def value(self, jobs: Sequence[Job]) -> tuple[float | None, int]:
-        picked = [
-            j
-            for j in jobs
-            if (self.priorities is None or j.call.priority in self.priorities)
-            and (not self.als_only or j.call.needs is Capability.ALS)
-        ]
+        picked = [j for j in jobs if self.applies(j)]
         if self.measure == "turnout":
             # only crews that set out from a standstill have a turnout (a unit already driving has none)
-            values = [j.times["05"] - j.times["03"] for j in picked if j.times["05"] > j.times["03"]]
+            values = [j.times["05"] - j.times["03"] for j in picked if j.turned_out]
         elif self.measure == "travel":
             values = [j.travel_s for j in picked]
         else:
@@ -71,13 +71,16 @@ class Standard:
         out = []
         for r in self.rules:
             value, n = r.value(run.jobs)
+            # a call never answered fails every rule that applies to it
+            never = sum(r.applies(j) for j in run.unanswered) if r.measure != "turnout" else 0
             out.append(
                 {
                     "rule": r.label,
                     "limit_s": r.limit_s,
                     "value_s": None if value is None else round(value, 1),
                     "calls": n,
-                    "met": None if value is None else value <= r.limit_s,
+                    "never_answered": never,
+                    "met": False if never else (None if value is None else value <= r.limit_s),
                 }
             )
         return out
@@ -183,6 +186,7 @@ def summarize(run: Run, standard: Standard | None = None) -> dict[str, Any]:
         "utilisation_mean": round(fmean(busy.values()), 4) if busy else 0.0,
         "utilisation_max": round(max(busy.values()), 4) if busy else 0.0,
         "transported_share": round(sum(j.hospital is not None for j in jobs) / len(jobs), 4) if jobs else 0.0,
+        "never_answered": len(run.unanswered),
         "skipped": run.skipped,
     }
     if standard is not None:
@@ -229,6 +233,7 @@ def table(summaries: Sequence[dict[str, Any]]) -> str:
         ("dispatch policy", [s["policy"].replace("_", " ") for s in summaries]),
         ("units / stations", [f"{s['units']} / {s['stations']}" for s in summaries]),
         ("calls answered", [f"{s['calls']:,}" for s in summaries]),
+        ("never answered (no unit able)", [f"{s['never_answered']:,}" for s in summaries]),
         ("response mean", [minutes(s["response"]["mean_s"]) for s in summaries]),
         ("response median", [minutes(s["response"]["median_s"]) for s in summaries]),
         ("response 90th", [minutes(s["response"]["p90_s"]) for s in summaries]),
@@ -260,6 +265,8 @@ def table(summaries: Sequence[dict[str, Any]]) -> str:
         for c in checks:
             v = c[i]
             mark = "n/a" if v["met"] is None else ("met" if v["met"] else "NOT met")
+            if v.get("never_answered"):
+                mark += f" ({v['never_answered']} never answered)"
             cells.append(f"{minutes(v['value_s'])} {mark}")
         rows.append((check["rule"], cells))
     width = max(len(label) for label, _ in rows)

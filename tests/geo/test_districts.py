@@ -115,3 +115,20 @@ def test_dispatch_coverage_prints_the_districts(geo_cache: Path, tmp_path: Path)
     assert [x["district"] for x in out["districts"]] == ["West", "East"]
     # the station is in the east: the east is better covered
     assert out["districts"][1]["covered"]["8"] > out["districts"][0]["covered"]["8"]
+
+
+def test_a_junction_on_a_shared_border_is_counted(hanoi_router: Router, tmp_path: Path) -> None:
+    """Borders often run along streets: a junction on the line between two districts belongs to one of them."""
+    g = hanoi_router.graph
+    lon = float(g.node_lon[100])  # the border passes exactly through this junction
+    west = [(105.70, 20.95), (lon, 20.95), (lon, 21.15), (105.70, 21.15)]
+    east = [(lon, 20.95), (105.95, 20.95), (105.95, 21.15), (lon, 21.15)]
+    d = load_districts(hanoi_router, _file(tmp_path / "b.geojson", {"West": west, "East": east}))
+    assert (d.of_node >= 0).all() and d.of_node[100] == 0  # the first polygon in the file takes it
+
+
+def test_worst_cells_are_only_cells_with_demand_left_out(hanoi_router: Router) -> None:
+    rep = coverage(hanoi_router, STATIONS, [60], cell_m=1000)  # an hour: everything is reached
+    assert rep.covered[3600.0] == pytest.approx(1.0) and rep.worst(3600.0) == []
+    with pytest.raises(InvalidInput, match="an H3 resolution goes with H3 cells"):
+        coverage(hanoi_router, STATIONS, [8], h3_resolution=8)

@@ -268,3 +268,86 @@ def test_start_period_is_the_scenario_clock(hanoi_router, hanoi_stations, hanoi_
     t_peak = simulate(peak, call, _roads(hanoi_router), hanoi_hospitals, durations=FIXED).jobs[0].travel_s
     t_night = simulate(night, call, _roads(hanoi_router), hanoi_hospitals, durations=FIXED).jobs[0].travel_s
     assert t_peak > t_night * 1.5
+
+
+def test_calls_no_unit_can_answer_are_counted_and_fail_the_standard(hanoi_router, hanoi_stations, hanoi_hospitals):
+    from dispatch.sim.results import ARP, summarize
+
+    st = hanoi_stations[0]
+    sc = _scenario((st,), (SimUnit("B01", UnitType.BLS_AMBULANCE, st.name),))
+    calls = [
+        SimCall(1, 0.0, KIM_MA, Priority.ALPHA, card("back_pain")),
+        SimCall(2, 0.0, HANG_BAI, Priority.ECHO, card("cardiac_arrest")),  # needs ALS: nobody can go
+    ]
+    run = simulate(sc, calls, _roads(hanoi_router), hanoi_hospitals, durations=FIXED)
+    assert [j.call.id for j in run.jobs] == [1] and [j.call.id for j in run.unanswered] == [2]
+    assert run.skipped == {"no unit of the fleet meets the ALS needed: never answered": 1}
+    s = summarize(run, ARP)
+    assert s["never_answered"] == 1
+    echo_mean = s["standard"]["checks"][0]
+    assert echo_mean["met"] is False and echo_mean["never_answered"] == 1 and echo_mean["value_s"] is None
+
+
+def test_resize_fleet_keeps_layout_and_als_share(hanoi_stations):
+    from collections import Counter
+
+    from dispatch.sim.model import resize_fleet
+
+    base = spread_units(hanoi_stations, 14, als_share=0.5)
+    grown = resize_fleet(base, hanoi_stations, 21)
+    assert grown[:14] == base and len({u.callsign for u in grown}) == 21
+    assert sum(u.type is UnitType.ALS_AMBULANCE for u in grown) in (10, 11)
+    per = Counter(u.station for u in grown)
+    assert max(per.values()) - min(per.values()) <= 1
+    shrunk = resize_fleet(base, hanoi_stations, 7)
+    assert set(shrunk) <= set(base) and len(shrunk) == 7
+    assert sum(u.type is UnitType.ALS_AMBULANCE for u in shrunk) in (3, 4)
+    with pytest.raises(InvalidInput, match="at least 1"):
+        resize_fleet(base, hanoi_stations, 0)
+
+
+def test_generated_calls_follow_the_clock_from_a_midday_start():
+    """A start at noon begins with the noon rate: the hourly profile is by the clock, not by the hours run."""
+    from dispatch.sim.generate import HOURLY
+
+    pts = [LatLon(21.03, 105.85)]
+    calls = generate_calls(pts, [1.0], calls_per_day=20_000, days=1, seed=2, start_s_of_day=12 * 3600)
+    by_clock = [0] * 24
+    for c in calls:
+        by_clock[int((c.t_s + 12 * 3600) // 3600) % 24] += 1
+    for hour in (4, 12):
+        assert by_clock[hour] == pytest.approx(20_000 * HOURLY[hour], rel=0.15)
+    assert by_clock[12] > 2 * by_clock[4] and all(0 <= c.t_s < 86400 for c in calls)
+    with pytest.raises(InvalidInput, match="seconds after midnight"):
+        generate_calls(pts, [1.0], calls_per_day=10, days=1, start_s_of_day=90_000)
+
+
+def test_the_history_keeps_each_call_s_triage_card():
+    from datetime import UTC, datetime
+
+    from dispatch.geo.demand import Call
+    from dispatch.sim.build import UNKNOWN_CARD, calls_from_log
+
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    log = [
+        Call(t0, KIM_MA, Priority.CHARLIE, "diabetic"),  # a BLS charlie card: must stay BLS
+        Call(t0, HANG_BAI, Priority.DELTA, "obstetric"),
+        Call(t0, HANG_BAI, Priority.ALPHA, "not_a_card"),
+        Call(t0, HANG_BAI, Priority.ALPHA),
+    ]
+    calls, notes = calls_from_log(log, start=t0)
+    assert [c.card.code for c in calls[:2]] == ["diabetic", "obstetric"]
+    assert calls[0].needs.value == "bls" and calls[1].card.hospital_capability == "obstetric"
+    assert all(c.card.priority is Priority.ALPHA for c in calls[2:]) and notes == {UNKNOWN_CARD: 1}
+
+
+def test_turnout_counts_only_crews_that_set_out_from_standstill(hanoi_router, hanoi_stations, hanoi_hospitals):
+    from dispatch.sim.results import NFPA1710, summarize
+
+    st = hanoi_stations[0]
+    sc = _scenario((st,), (SimUnit("A01", UnitType.ALS_AMBULANCE, st.name),))
+    zero = dataclasses.replace(FIXED, turnout=Dist.parse("fixed:0"))
+    run = simulate(sc, [SimCall(1, 0.0, KIM_MA, Priority.DELTA, card("stroke"))], _roads(hanoi_router),
+                   hanoi_hospitals, durations=zero)  # fmt: skip
+    turnout = summarize(run, NFPA1710)["standard"]["checks"][0]
+    assert run.jobs[0].turned_out and turnout["calls"] == 1 and turnout["value_s"] == 0.0 and turnout["met"]
