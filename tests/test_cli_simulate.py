@@ -101,7 +101,7 @@ def test_a_real_format_call_log_with_bad_rows(cache: Path, stations: Path) -> No
         (["--units", "0"], "units = 0: give at least 1"),
         (["--units", "4", "--on-scene", "gamma:3"], "--on-scene 'gamma:3': distribution 'gamma' is not known"),
         (["--units", "4", "--calls", SF], "--calls needs --columns"),
-        (["--units", "4", "--columns", "time=x"], "--columns, --time-format, --timezone and --priority-map go with --calls FILE"),
+        (["--units", "4", "--columns", "time=x"], "--time-format, --timezone and --priority-map go with --calls FILE"),
         (["--units", "4", "--days", "0"], "days = 0: give more than 0"),
         (["--units", "4", "--mix", "echo=1,purple=2"], "'purple=2' is not PRIORITY=SHARE"),
         (["--units", "4", "--start", "tomorrow"], "--start 'tomorrow' is not a time"),
