@@ -1,6 +1,7 @@
 // The planner's coverage page: the share of demand each station set reaches within the report's thresholds
 // (GET /api/v1/coverage), the cells coloured by it, every station's isochrones (GET /api/v1/coverage/isochrones),
-// the worst-covered cells and the planner's downloads, over the project's own basemap.
+// the worst-covered cells and the planner's downloads, over the project's own basemap; and where new stations
+// would help most (GET /api/v1/coverage/siting): the existing stations kept, new sites added by a siting model.
 
 import { Session, login, call, problemText, ApiError } from "/static/shared/api.js";
 import * as i18n from "/static/shared/i18n.js";
@@ -21,7 +22,12 @@ const QUERY = new URLSearchParams({ minutes: MINUTES, cell_m: params.get("cell_m
 for (const k of ["demand", "cells", "h3_resolution"]) if (params.get(k)) QUERY.set(k, params.get(k));
 
 const state = { report: null, cells: null, isochrones: null, minutes: null, selected: null };
-let map, svg, cellLayer, isoLayer, stationLayer;
+// the siting panel: the question being solved (or solved), its answer or the server's refusal
+// error: the server's refusal (its own words) or a local one ({ key, vars }), shown in the current language
+const siting = { running: false, result: null, error: null, selected: null, seq: 0 };
+const SITING_MAX_NEW = 10;
+let map, svg, cellLayer, isoLayer, stationLayer, sitingLayer;
+const siteMarkers = new Map();
 const cellById = new Map();
 
 function esc(s) {
@@ -79,7 +85,12 @@ async function start() {
   $("#show-cells").onchange = showLayers;
   $("#show-iso").onchange = showLayers;
   for (const b of document.querySelectorAll("#downloads button")) b.onclick = () => download(b);
+  $("#siting-model").onchange = renderSitingForm;
+  $("#siting-minutes").oninput = renderSitingForm;
+  $("#siting-run").onclick = runSiting;
+  $("#siting-clear").onclick = clearSiting;
   renderLegend();
+  renderSiting();
   if (session.token) await enter().catch(() => showLogin());
   else showLogin();
 }
@@ -114,6 +125,7 @@ async function enter() {
   }
   const ms = state.report.thresholds_min.map((m) => String(m));
   state.minutes = ms.includes(state.minutes) ? state.minutes : ms[Math.floor(ms.length / 2)];
+  if (!$("#siting-minutes").value) $("#siting-minutes").value = state.minutes; // the page's middle threshold
   drawCells();
   drawStations();
   render();
@@ -261,6 +273,7 @@ function render() {
   $("#stations").innerHTML = r.stations.map((s) => `<li>${esc(s.name)}</li>`).join("");
   if (cellLayer) cellLayer.setStyle(cellStyle);
   drawIsochrones();
+  renderSiting();
 }
 
 function renderLegend() {
@@ -285,6 +298,152 @@ function zoomToCell(id) {
   layer.bringToFront();
   for (const li of document.querySelectorAll("#worst li")) li.classList.toggle("selected", li.dataset.cell === id);
   map.fitBounds(layer.getBounds(), { maxZoom: 16, padding: [40, 40] });
+}
+
+// ---------------------------------------------------------------- siting: where new stations help most
+
+function sitingQuestion() {
+  const model = $("#siting-model").value;
+  const minutes = $("#siting-minutes").value.trim();
+  const extra = $("#siting-new").value.trim();
+  if (!minutes) return { error: { key: "siting_bad_minutes" } };
+  const q = new URLSearchParams({ model, minutes });
+  if (model !== "lscp") {
+    // p counts every site of the plan: the existing stations (all kept) and the new ones
+    const k = Number(extra);
+    if (!/^\d+$/.test(extra) || k < 1 || k > SITING_MAX_NEW) return { error: { key: "siting_bad_new", vars: { max: SITING_MAX_NEW } } };
+    q.set("p", String(state.report.stations.length + k));
+  }
+  q.set("keep_existing", "true");
+  q.set("cell_m", QUERY.get("cell_m"));
+  q.set("vehicle", "ambulance");
+  q.set("format", "json");
+  return { path: `/coverage/siting?${q}` };
+}
+
+async function runSiting() {
+  if (siting.running || !state.report) return;
+  const question = sitingQuestion();
+  if (question.error) {
+    siting.error = question.error;
+    renderSiting();
+    return;
+  }
+  const seq = ++siting.seq;
+  Object.assign(siting, { running: true, error: null });
+  renderSiting();
+  try {
+    const result = await call(session, question.path);
+    if (seq !== siting.seq) return; // the plan was removed while it was solved
+    Object.assign(siting, { result, selected: null });
+    $("#siting").dataset.url = `/api/v1${question.path}`;
+    drawSites();
+  } catch (err) {
+    if (seq !== siting.seq) return;
+    siting.error = err instanceof ApiError && err.status === 401 ? null : { detail: problemText(err) };
+  } finally {
+    if (seq === siting.seq) siting.running = false;
+    renderSiting();
+  }
+}
+
+function clearSiting() {
+  siting.seq++; // a plan still being solved is dropped when it comes back
+  Object.assign(siting, { running: false, result: null, error: null, selected: null });
+  delete $("#siting").dataset.url;
+  drawSites();
+  renderSiting();
+}
+
+function renderSitingForm() {
+  const model = $("#siting-model").value;
+  const m = $("#siting-minutes").value.trim() || state.minutes || "";
+  $("#siting-new").disabled = model === "lscp"; // set covering finds the number of sites itself
+  const n = state.report ? state.report.stations.length : 0;
+  $("#siting-hint").textContent = t(`siting_hint_${model}`, { n, m });
+}
+
+function renderSiting() {
+  renderSitingForm();
+  const run = $("#siting-run");
+  run.disabled = siting.running || !state.report;
+  run.textContent = siting.running ? t("siting_solving") : t("siting_run");
+  run.setAttribute("aria-busy", String(siting.running));
+  const e = siting.error;
+  $("#siting-error").textContent = !e ? "" : e.key ? t(e.key, e.vars) : `${t("error")}: ${e.detail}`;
+  const r = siting.result;
+  $("#siting-clear").classList.toggle("hidden", !r && !siting.error);
+  $("#siting-result").classList.toggle("hidden", !r);
+  if (!r) {
+    $("#siting-table tbody").innerHTML = "";
+    return;
+  }
+  const m = new Intl.NumberFormat(i18n.lang, { maximumFractionDigits: 2 }).format(r.minutes);
+  $("#siting-shares-title").textContent = t("siting_covered", { m });
+  for (const [id, v] of [["#siting-before", r.covered_before], ["#siting-after", r.covered_after]]) {
+    const el = $(id);
+    el.textContent = pct(v);
+    el.dataset.value = String(v);
+  }
+  const mean = r.mean_time_s_before !== null && r.mean_time_s_after !== null;
+  $("#siting-mean").classList.toggle("hidden", !mean);
+  $("#siting-mean").textContent = mean ? t("siting_mean", { before: i18n.mmss(r.mean_time_s_before), after: i18n.mmss(r.mean_time_s_after) }) : "";
+  const sites = [...r.sites].sort((a, b) => a.order - b.order);
+  $("#siting-table tbody").innerHTML = sites
+    .map((s, i) => {
+      const kept = s.existing;
+      const tag = kept ? `<span class="tag kept">${esc(t("siting_kept"))}</span>` : `<span class="tag new">${esc(t("siting_new_tag"))}</span>`;
+      const gain = s.gain === null ? "–" : `+${esc(pct(s.gain))}`;
+      const order = kept ? "–" : esc(s.order);
+      return `<tr data-i="${i}" data-order="${esc(s.order)}" data-existing="${kept}" class="${kept ? "kept" : "new"}${i === siting.selected ? " selected" : ""}"><td>${order}</td><td>${esc(s.name)}${tag}</td><td>${gain}</td><td>${esc(pct(s.covered_after))}</td></tr>`;
+    })
+    .join("");
+  for (const tr of document.querySelectorAll("#siting-table tbody tr")) tr.onclick = () => zoomToSite(sites[Number(tr.dataset.i)], Number(tr.dataset.i));
+  const notes = [
+    t("siting_note", {
+      n: r.new_sites,
+      kept: sites.filter((s) => s.existing).length,
+      source: r.demand_source,
+      solver: r.solver ? r.solver.name : "",
+      status: r.solver ? r.solver.status : "",
+    }),
+  ];
+  if (r.not_coverable > 0) notes.push(t("siting_not_coverable", { share: pct(r.not_coverable), m }));
+  notes.push(t("siting_cells"), t("siting_click"));
+  $("#siting-note").textContent = notes.join(" ");
+}
+
+function drawSites() {
+  if (sitingLayer) sitingLayer.remove();
+  sitingLayer = null;
+  siteMarkers.clear();
+  const r = siting.result;
+  if (!r || !map) return;
+  // the new sites only: the kept stations are on the map already
+  sitingLayer = L.layerGroup(
+    r.sites
+      .filter((s) => !s.existing)
+      .sort((a, b) => a.order - b.order)
+      .map((s) => {
+        const marker = L.marker([s.lat, s.lon], {
+          icon: L.divIcon({ className: "", html: `<div class="marker-site" data-order="${esc(s.order)}" data-site="${esc(s.name)}">${esc(s.order)}</div>`, iconSize: null, iconAnchor: [13, 13] }),
+          keyboard: false,
+          zIndexOffset: 600,
+        }).bindTooltip(`${esc(s.name)}: +${esc(pct(s.gain ?? 0))}`);
+        siteMarkers.set(s.order, marker);
+        return marker;
+      }),
+  ).addTo(map);
+}
+
+function zoomToSite(s, i) {
+  if (!s || !map) return;
+  siting.selected = i;
+  for (const tr of document.querySelectorAll("#siting-table tbody tr")) tr.classList.toggle("selected", Number(tr.dataset.i) === i);
+  for (const el of document.querySelectorAll(".marker-site")) el.classList.toggle("selected", !s.existing && el.dataset.order === String(s.order));
+  map.setView([s.lat, s.lon], Math.max(map.getZoom(), 15));
+  const marker = s.existing ? null : siteMarkers.get(s.order);
+  if (marker) marker.openTooltip();
 }
 
 // ---------------------------------------------------------------- downloads (with the bearer token)

@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import shapely.geometry
@@ -167,3 +168,101 @@ def test_a_crew_account_cannot_open_the_planner(browser: Browser, server: Server
         expect(page.locator("#login")).to_be_visible()
     finally:
         ctx.close()
+
+
+def test_a_planner_asks_where_new_stations_help_most(planner: Page, server: Server) -> None:
+    page = planner
+    with server.client("planner") as c:
+        stations = c.get("/stations").raise_for_status().json()
+    # the question's defaults: MCLP, the page's middle threshold, 3 new stations
+    expect(page.locator("#siting-model")).to_have_value("mclp")
+    expect(page.locator("#siting-minutes")).to_have_value("8")
+    expect(page.locator("#siting-new")).to_have_value("3")
+    expect(page.locator("#siting-result")).to_be_hidden()
+    run = page.locator("#siting-run")
+    expect(run).to_have_text("Find sites")
+    # the button's states while the plan is solved, as the page shows them (recorded in the page: no stub)
+    page.evaluate(
+        """() => {
+          const b = document.querySelector('#siting-run');
+          window.sitingStates = [];
+          new MutationObserver(() => window.sitingStates.push([b.disabled, b.textContent]))
+            .observe(b, { attributes: true, childList: true, characterData: true, subtree: true });
+        }"""
+    )
+    page.fill("#siting-new", "2")
+    with page.expect_response(lambda r: "/api/v1/coverage/siting" in r.url) as answer:
+        run.click()
+    expect(page.locator("#siting-result")).to_be_visible()
+    expect(run).to_be_enabled()
+    expect(run).to_have_text("Find sites")
+    states = page.evaluate("() => window.sitingStates")
+    assert [True, "Solving…"] in states, states
+
+    # the page asked the documented question: the existing stations kept, p = existing + 2
+    asked = dict(parse_qsl(urlsplit(answer.value.url).query))
+    assert asked == {
+        "model": "mclp",
+        "minutes": "8",
+        "p": str(len(stations) + 2),
+        "keep_existing": "true",
+        "cell_m": "500",
+        "vehicle": "ambulance",
+        "format": "json",
+    }
+    with server.client("planner") as c:
+        plan = c.get("/coverage/siting", params=asked).raise_for_status().json()
+    assert plan["covered_before"] < plan["covered_after"] and plan["new_sites"] == 2
+    for sel, key in (("#siting-before", "covered_before"), ("#siting-after", "covered_after")):
+        expect(page.locator(sel)).to_have_text(f"{plan[key]:.1%}")
+        assert float(page.locator(sel).get_attribute("data-value") or "nan") == plan[key]
+    # the sites in order: the kept stations, then the new ones with their gain; the new ones on the map
+    rows = page.locator("#siting-table tbody tr")
+    expect(rows).to_have_count(len(plan["sites"]))
+    expect(page.locator("#siting-table tbody tr.kept")).to_have_count(len(stations))
+    expect(page.locator("#siting-table tbody tr.kept").first).to_contain_text("kept")
+    new_rows = page.locator("#siting-table tbody tr.new")
+    expect(new_rows).to_have_count(2)
+    new = sorted((s for s in plan["sites"] if not s["existing"]), key=lambda s: s["order"])
+    for row, s in zip(new_rows.all(), new, strict=True):
+        expect(row).to_contain_text(s["name"])
+        expect(row).to_contain_text(f"+{s['gain']:.1%}")
+    markers = page.locator(".marker-site")
+    expect(markers).to_have_count(2)
+    assert markers.evaluate_all("els => els.map(e => e.dataset.site)") == [s["name"] for s in new]
+    expect(page.locator(".marker-station")).to_have_count(len(stations))  # the kept ones, as before
+    # a row's click shows its site on the map
+    center_before = page.locator("#map").get_attribute("data-center") or ""
+    new_rows.nth(1).click()
+    expect(new_rows.nth(1)).to_have_class("new selected")
+    expect(page.locator("#map")).not_to_have_attribute("data-center", center_before)
+    lat, lon = map(float, (page.locator("#map").get_attribute("data-center") or "").split(","))
+    assert abs(lat - new[1]["lat"]) < 1e-4 and abs(lon - new[1]["lon"]) < 1e-4, (lat, lon, new[1])
+    expect(markers.nth(1)).to_have_class("marker-site selected")
+
+    # the plan can be removed
+    page.click("#siting-clear")
+    expect(markers).to_have_count(0)
+    expect(page.locator("#siting-result")).to_be_hidden()
+    expect(page.locator("#siting-clear")).to_be_hidden()
+
+    # a question the API refuses (422): its own words in the panel, and no plan
+    page.fill("#siting-minutes", "200")
+    with page.expect_response(lambda r: "/api/v1/coverage/siting" in r.url) as answer:
+        run.click()
+    assert answer.value.status == 422
+    with server.client("planner") as c:
+        refused = c.get("/coverage/siting", params=dict(parse_qsl(urlsplit(answer.value.url).query)))
+    assert refused.status_code == 422 and "at most 180" in refused.json()["detail"], refused.text
+    expect(page.locator("#siting-error")).to_have_text(f"Error: {refused.json()['detail']}")
+    expect(run).to_be_enabled()
+    expect(markers).to_have_count(0)
+    expect(page.locator("#siting-result")).to_be_hidden()
+
+    # LSCP finds the number of sites itself; the words in Vietnamese
+    page.select_option("#siting-model", "lscp")
+    expect(page.locator("#siting-new")).to_be_disabled()
+    page.select_option("#lang", "vi")
+    expect(run).to_have_text("Tìm vị trí")
+    expect(page.locator("#siting-title")).to_have_text("Đặt trạm mới ở đâu có ích nhất?")
+    expect(page.locator("#siting-error")).to_have_text(f"Lỗi: {refused.json()['detail']}")
