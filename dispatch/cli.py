@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from dispatch.config import Settings
 from dispatch.core.errors import DispatchError, InvalidInput
-from dispatch.core.types import LatLon
+from dispatch.core.types import LatLon, time_of_day
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,11 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_at(text: str) -> time:
-    try:
-        hh, mm = text.split(":")
-        return time(int(hh), int(mm))
-    except ValueError:
-        raise InvalidInput(f"--at {text!r} is not a time of day: write HH:MM, from 00:00 to 23:59") from None
+    return time_of_day(text, "--at")
 
 
 def parse_minutes(text: str) -> list[float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -9,7 +10,7 @@ from fastapi.responses import Response
 
 from dispatch.api.deps import CtxDep, StaffDep
 from dispatch.core.errors import InvalidInput
-from dispatch.core.types import LatLon
+from dispatch.core.types import LatLon, time_of_day
 from dispatch.geo import report as outputs
 from dispatch.geo.coverage import Coverage, Station, check_thresholds, coverage
 from dispatch.geo.demand import demand_from_calls
@@ -46,22 +47,24 @@ def get_coverage(
     demand: Annotated[str, Query(description="proxy (road length) or history (the database's incidents)")] = "proxy",
     cells: Annotated[str, Query(description="grid (squares of cell_m) or h3 (hexagons)")] = "grid",
     h3_resolution: Annotated[int | None, Query(description="H3 resolution (default: nearest cell_m)")] = None,
+    at: Annotated[str | None, Query(description="time of day HH:MM: its traffic period (default: now)")] = None,
 ) -> Any:
     """Coverage of the region by the stations in the database, on the same road graph and drive times that
     rank units for the dispatcher. Demand is a labelled proxy (road length per junction) unless
     ``demand=history``: one unit per incident in the database, at the junction it snaps to."""
     if format not in ("json", "geojson", *DOWNLOADS):
         raise InvalidInput(f"format={format!r} is not known; allowed: json, geojson, {', '.join(DOWNLOADS)}")
+    when = time_of_day(at, "at") if at else None
     road = ctx.routers.get(vehicle)
     if road is None:
         raise InvalidInput(f"vehicle {vehicle!r} is not known; allowed: {', '.join(ctx.routers)}")
     stations = [Station(s.name, LatLon(s.lat, s.lon)) for s in units.list_stations(ctx)]
     found = _demand(ctx, road, demand)
     report = coverage(
-        road, stations, _minutes(minutes), cell_m=cell_m, cells=cells, h3_resolution=h3_resolution, **found
+        road, stations, _minutes(minutes), cell_m=cell_m, cells=cells, h3_resolution=h3_resolution, at=when, **found
     )
     if format in DOWNLOADS:
-        return _download(road, report, format, map_minutes)
+        return _download(road, report, format, map_minutes, when)
     return report.geojson() if format == "geojson" else report.as_dict()
 
 
@@ -75,12 +78,12 @@ def _demand(ctx: Ctx, road: Router, demand: str) -> dict[str, Any]:
     return {"demand": found.per_junction, "demand_source": found.source}
 
 
-def _download(road: Router, report: Coverage, format: str, map_minutes: float | None) -> Response:
+def _download(road: Router, report: Coverage, format: str, map_minutes: float | None, at: time | None) -> Response:
     if format == "csv":
         body = outputs.cells_csv(report).encode("utf-8")
     else:
         threshold_s = outputs.check_map_threshold(report, map_minutes)
-        iso = outputs.isochrone_layer(road, report.stations, [threshold_s])
+        iso = outputs.isochrone_layer(road, report.stations, [threshold_s], at=at)
         body = outputs.coverage_png(report, road, threshold_s=threshold_s, isochrone_fc=iso)
         if format == "html":
             region = outputs.region_name(road)
@@ -95,6 +98,7 @@ def get_isochrones(
     _actor: StaffDep,
     minutes: Annotated[str, Query(description="thresholds in minutes, comma-separated")] = "4,8,15",
     vehicle: str = "ambulance",
+    at: Annotated[str | None, Query(description="time of day HH:MM: its traffic period (default: now)")] = None,
 ) -> dict[str, Any]:
     """The area each station in the database reaches within each threshold: a GeoJSON FeatureCollection, one
     (Multi)Polygon per station and threshold (properties: station, minutes, area_km2), largest first."""
@@ -103,4 +107,4 @@ def get_isochrones(
     if road is None:
         raise InvalidInput(f"vehicle {vehicle!r} is not known; allowed: {', '.join(ctx.routers)}")
     stations = [Station(s.name, LatLon(s.lat, s.lon)) for s in units.list_stations(ctx)]
-    return outputs.isochrone_layer(road, stations, seconds)
+    return outputs.isochrone_layer(road, stations, seconds, at=time_of_day(at, "at") if at else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import time
 from enum import StrEnum
 
 from dispatch.core.errors import InvalidInput
@@ -116,3 +117,13 @@ class Role(StrEnum):
     CREW = "crew"
     PLANNER = "planner"
     ADMIN = "admin"
+
+
+def time_of_day(text: str, name: str = "at") -> time:
+    """``HH:MM`` as a time of day (it picks the road graph's traffic period); ``name`` is the option or query
+    parameter the message names."""
+    try:
+        hh, mm = text.split(":")
+        return time(int(hh), int(mm))
+    except ValueError:
+        raise InvalidInput(f"{name} {text!r} is not a time of day: write HH:MM, from 00:00 to 23:59") from None

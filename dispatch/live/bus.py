@@ -69,7 +69,7 @@ class RedisBus:
         self._redis = redis.Redis.from_url(url, socket_keepalive=True, health_check_interval=10)
         self._redis.ping()  # fail at start, with the address, when Redis is not there
         self._local = InProcessBus()
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
         self._pubsub.subscribe(**{channel: self._on_message})
         self._thread = self._pubsub.run_in_thread(sleep_time=1.0, daemon=True, exception_handler=self._on_error)
 

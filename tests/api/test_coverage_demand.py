@@ -13,7 +13,7 @@ def test_coverage_of_the_incident_history_on_h3_cells(api: Api) -> None:
     assert r.status_code == 422 and "incident history (database) has no usable call" in r.json()["detail"], r.text
     for lat, lon in (HOAN_KIEM, HOAN_KIEM, BA_DINH):
         api.create_incident(lat=lat, lon=lon)
-    params = {"demand": "history", "minutes": "4,8", "cells": "h3", "cell_m": 1000}
+    params = {"demand": "history", "minutes": "4,8", "cells": "h3", "cell_m": 1000, "at": "10:00"}  # off-peak
     report = api.ok(api.get("/coverage", params=params, user="planner"))
     assert report["demand_source"].startswith("incident history (database): 3 calls, ")
     assert report["total_demand"] == 3 and report["cell_kind"] == "h3" and report["h3_resolution"] == 8
