@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from dispatch.core.errors import Forbidden, Unauthorized
 from dispatch.core.types import Role
-from dispatch.services.auth import actor_for_token
+from dispatch.services.auth import actor_for_token, cached_actor
 from dispatch.services.context import Actor, Ctx
 
 _bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/token")
@@ -23,17 +24,22 @@ async def get_ctx(request: Request) -> Ctx:  # async: no thread-pool hop for a l
 CtxDep = Annotated[Ctx, Depends(get_ctx)]
 
 
-def get_actor(ctx: CtxDep, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Actor:
+async def get_actor(ctx: CtxDep, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Actor:
+    """The caller. Async: a token this process checked lately is a dict lookup on the event loop; only a miss
+    asks the database, in a worker thread (a thread hop costs more than the lookup)."""
     if cred is None or cred.scheme.lower() != "bearer" or not cred.credentials:
         raise Unauthorized("no bearer token: log in at POST /api/v1/auth/token and send 'Authorization: Bearer TOKEN'")
-    return actor_for_token(ctx, cred.credentials)
+    found = cached_actor(ctx, cred.credentials)
+    if found is not None:
+        return found
+    return await run_in_threadpool(actor_for_token, ctx, cred.credentials)
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
 def _roles(*roles: Role):  # type: ignore[no-untyped-def]
-    def check(actor: ActorDep) -> Actor:
+    async def check(actor: ActorDep) -> Actor:  # async: a comparison needs no worker thread
         if actor.role not in roles:
             raise Forbidden(f"a {actor.role.value} may not do this; allowed roles: {', '.join(r.value for r in roles)}")
         return actor

@@ -112,7 +112,11 @@ def rank_units(
             candidates.setdefault(u.type.vehicle, []).append(u)
     scored: list[tuple[int, float, UnitView, float]] = []
     for vehicle, group in candidates.items():
-        legs = travel[vehicle].eta_to([u.position for u in group if u.position is not None], incident_at)
+        try:
+            legs = travel[vehicle].eta_to([u.position for u in group if u.position is not None], incident_at)
+        except DispatchError as exc:  # the call is off this vehicle's roads (a motorbike ban): the others go
+            excluded += [Excluded(u.id, u.callsign, f"the call is off the {vehicle} roads: {exc}") for u in group]
+            continue
         for u, leg in zip(group, legs, strict=True):
             if isinstance(leg, DispatchError):
                 excluded.append(Excluded(u.id, u.callsign, f"no drivable route: {leg}"))

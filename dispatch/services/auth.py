@@ -64,14 +64,22 @@ def issue_token(ctx: Ctx, *, name: str, password: str) -> tuple[str, User]:
     return token, user
 
 
+def cached_actor(ctx: Ctx, token: str) -> Actor | None:
+    """The user behind a bearer token when this process checked it within TOKEN_CACHE_TTL (and before the
+    token's expiry); None when the database must be asked (:func:`actor_for_token`). No I/O: the API calls it
+    on the event loop and goes to a worker thread only on a miss."""
+    cached = ctx.token_cache.get(_digest(token))
+    return cached[0] if cached is not None and ctx.clock() < cached[1] else None
+
+
 def actor_for_token(ctx: Ctx, token: str) -> Actor:
     """The user behind a bearer token. Checked in the database at most every TOKEN_CACHE_TTL per process,
     never past the token's own expiry."""
+    found = cached_actor(ctx, token)
+    if found is not None:
+        return found
     digest = _digest(token)
     now = ctx.clock()
-    cached = ctx.token_cache.get(digest)
-    if cached is not None and now < cached[1]:
-        return cached[0]
     with ctx.reader() as s:
         row = s.get(Token, digest)
         if row is None:

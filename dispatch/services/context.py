@@ -62,6 +62,8 @@ class Ctx:
     gazetteer: GazetteerCache = field(default_factory=GazetteerCache)
     #: stores position fixes many per transaction (dispatch.services.positions.FixWriter), made on first use
     fix_writer: Any = None
+    #: takes calls many per transaction (dispatch.services.intake.Intake), made on first use
+    intake: Any = None
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""
@@ -160,6 +162,14 @@ def event_message(ev: Event) -> dict[str, Any]:
         "unit_id": ev.unit_id,
         "data": ev.data,
     }
+
+
+def started(ctx: Ctx, attr: str, make: Callable[[Ctx], Any]) -> Any:
+    """The context's helper thread kept in ``attr`` (the fix writer, the intake), made on first use."""
+    with ctx.state_lock:
+        if getattr(ctx, attr) is None:
+            setattr(ctx, attr, make(ctx))
+        return getattr(ctx, attr)
 
 
 @contextmanager

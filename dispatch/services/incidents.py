@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ from dispatch.core.recommend import Excluded, Recommendation, UnitView, rank_uni
 from dispatch.core.triage import capability_for, card
 from dispatch.core.types import Capability, IncidentStatus, LatLon, Priority, Role, UnitStatus, UnitType
 from dispatch.db.models import Assignment, Event, IdempotencyKey, Incident, Station, Unit
-from dispatch.services.context import Actor, Ctx, insert_row, row_values, unit_of_work
+from dispatch.services.context import Actor, Ctx, NewEvent, insert_row, row_values, unit_of_work
 
 DISPATCHING_ROLES = (Role.DISPATCHER, Role.ADMIN)
 
@@ -53,56 +54,109 @@ class NewIncident:
 def create_incident(
     ctx: Ctx, *, actor: Actor, new: NewIncident, idempotency_key: str | None = None
 ) -> tuple[Incident, bool]:
-    """Record a call. Returns (incident, created); a retried Idempotency-Key returns the first incident."""
+    """Record a call. Returns (incident, created); a retried Idempotency-Key returns the first incident.
+    (The API takes calls through :class:`dispatch.services.intake.Intake`, many per transaction; this is the
+    same use case for one call.)"""
+    found = prepare_incident(ctx, actor=actor, new=new, idempotency_key=idempotency_key)
+    if isinstance(found, Incident):
+        return found, False
+    return write_one(ctx, found)
+
+
+@dataclass
+class PreparedIncident:
+    """A call checked and placed on the road, not yet written: its row has no id and no call time."""
+
+    actor: Actor
+    new: NewIncident
+    idempotency_key: str | None
+    row: Incident
+
+
+def prepare_incident(
+    ctx: Ctx, *, actor: Actor, new: NewIncident, idempotency_key: str | None = None
+) -> Incident | PreparedIncident:
+    """Everything about a call that needs no write: the role, the card, the key (a retried key returns the
+    incident it made) and the snap onto the road (:class:`OutsideCoverage` -> 422 with the distance)."""
     require(actor, *DISPATCHING_ROLES, action="take calls")
     complaint = card(new.complaint)
     priority = new.priority or complaint.priority
-    location = LatLon(new.lat, new.lon)
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 200:
             raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters")
         found = _replay(ctx, actor, idempotency_key, new)
         if found is not None:
-            return found, False
-    snap = ctx.ambulance.snap(location)  # OutsideCoverage -> 422 with the distance
-    try:
-        with unit_of_work(ctx, actor) as uow:
-            s = uow.session
-            inc = Incident(
-                status=IncidentStatus.RECEIVED.value,
-                caller_number=new.caller_number,
-                lat=new.lat,
-                lon=new.lon,
-                address=new.address,
-                snap_lat=snap.lat,
-                snap_lon=snap.lon,
-                snap_distance_m=snap.distance_m,
-                complaint=complaint.code,
-                priority=priority.value,
-                capability=capability_for(priority, complaint).value,
-                hospital_capability=complaint.hospital_capability,
-                notes=new.notes,
-                created_by=actor.name,
-                psap_call_at=uow.now,
-            )
-            inc.id = s.execute(insert_row(Incident).returning(col(Incident.id)), row_values(inc)).scalar_one()
-            if idempotency_key is not None:
-                s.add(
-                    IdempotencyKey(
-                        user_id=actor.id or 0,
-                        key=idempotency_key,
-                        request_hash=new.fingerprint(),
-                        incident_id=inc.id,
-                        created_at=uow.now,
-                    )
+            return found
+    snap = ctx.ambulance.snap(LatLon(new.lat, new.lon))
+    row = Incident(
+        status=IncidentStatus.RECEIVED.value,
+        caller_number=new.caller_number,
+        lat=new.lat,
+        lon=new.lon,
+        address=new.address,
+        snap_lat=snap.lat,
+        snap_lon=snap.lon,
+        snap_distance_m=snap.distance_m,
+        complaint=complaint.code,
+        priority=priority.value,
+        capability=capability_for(priority, complaint).value,
+        hospital_capability=complaint.hospital_capability,
+        notes=new.notes,
+        created_by=actor.name,
+        psap_call_at=ctx.clock(),  # stamped again when written, under the write lock
+    )
+    return PreparedIncident(actor, new, idempotency_key, row)
+
+
+_INSERT_INCIDENTS = insert_row(Incident).returning(col(Incident.id), sort_by_parameter_order=True)
+
+
+def write_incidents(ctx: Ctx, calls: list[PreparedIncident]) -> list[Incident]:
+    """Write calls in one transaction (one fsync): the rows, their Idempotency-Keys and an
+    ``incident.created`` event each, in order. Either all are written or none (an ``IntegrityError`` when a
+    key was taken meanwhile)."""
+    with unit_of_work(ctx, calls[0].actor) as uow:
+        s = uow.session
+        rows = []
+        for c in calls:
+            c.row.psap_call_at = uow.now  # stamped under the write lock: call times follow the log's order
+            rows.append(row_values(c.row))
+        ids = [int(i) for i in s.execute(_INSERT_INCIDENTS, rows).scalars().all()]
+        for c, new_id in zip(calls, ids, strict=True):
+            c.row.id = new_id
+        keys = [
+            row_values(
+                IdempotencyKey(
+                    user_id=c.actor.id or 0,
+                    key=c.idempotency_key,
+                    request_hash=c.new.fingerprint(),
+                    incident_id=new_id,
+                    created_at=uow.now,
                 )
-            uow.emit("incident.created", incident_id=inc.id, incident=incident_dict(inc))
-        return inc, True
+            )
+            for c, new_id in zip(calls, ids, strict=True)
+            if c.idempotency_key is not None
+        ]
+        if keys:
+            s.execute(insert_row(IdempotencyKey), keys)
+        uow.emit_many(
+            [
+                NewEvent("incident.created", c.actor.name, c.row.id, None, {"incident": incident_dict(c.row)})
+                for c in calls
+            ]
+        )
+    return [c.row for c in calls]
+
+
+def write_one(ctx: Ctx, call: PreparedIncident) -> tuple[Incident, bool]:
+    """One call in its own transaction; a key committed by a concurrent retry meanwhile answers with the
+    incident that retry made."""
+    try:
+        return write_incidents(ctx, [call])[0], True
     except IntegrityError:
-        # the same key committed by a concurrent retry in the meantime: answer with its incident
-        if idempotency_key is None:
+        if call.idempotency_key is None:
             raise
-        found = _replay(ctx, actor, idempotency_key, new)
+        found = _replay(ctx, call.actor, call.idempotency_key, call.new)
         if found is None:
             raise
         return found, False
@@ -193,19 +247,29 @@ def _newest_position(u: UnitView, live: tuple[float, float, datetime] | None) ->
 
 def recommendations(ctx: Ctx, incident: int | Incident) -> tuple[Incident, list[Recommendation], list[Excluded]]:
     """Rank the units for an incident, given by id or as the row just written."""
-    with ctx.reader() as s:
-        if isinstance(incident, Incident):
-            inc = incident
-        else:
+    if isinstance(incident, Incident):
+        inc = incident
+    else:
+        with ctx.reader() as s:
             found = s.get(Incident, incident)
-            if found is None:
-                raise NotFound(f"incident {incident} does not exist")
-            inc = found
-        units = [_newest_position(u, ctx.live_positions.get(u.id)) for u in unit_views(s)]
-    recs, excluded = rank_units(
-        units, LatLon(inc.lat, inc.lon), Capability(inc.capability), dict(ctx.routers), now=ctx.clock()
-    )
+        if found is None:
+            raise NotFound(f"incident {incident} does not exist")
+        inc = found
+    recs, excluded = ranker(ctx)(inc)
     return inc, recs, excluded
+
+
+def ranker(ctx: Ctx) -> Callable[[Incident], tuple[list[Recommendation], list[Excluded]]]:
+    """A function that ranks the units for an incident, over one read of the units (the newest live fix of
+    each preferred): a batch of calls shares the read."""
+    with ctx.reader() as s:
+        units = [_newest_position(u, ctx.live_positions.get(u.id)) for u in unit_views(s)]
+    now, travel = ctx.clock(), dict(ctx.routers)
+
+    def rank(inc: Incident) -> tuple[list[Recommendation], list[Excluded]]:
+        return rank_units(units, LatLon(inc.lat, inc.lon), Capability(inc.capability), travel, now=now)
+
+    return rank
 
 
 def assign_unit(ctx: Ctx, *, actor: Actor, incident_id: int, unit_id: int) -> Assignment:

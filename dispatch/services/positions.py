@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from dispatch.core.errors import DispatchError, InvalidInput, NotFound
 from dispatch.core.types import LatLon, UnitStatus, UnitType
 from dispatch.db.models import Incident, Position, Unit
-from dispatch.services.context import Actor, Ctx, NewEvent, insert_row, row_values, unit_of_work
+from dispatch.services.context import Actor, Ctx, NewEvent, insert_row, row_values, started, unit_of_work
 from dispatch.services.units import MAX_CLOCK_SKEW, _own_unit
 
 #: a fix older than this is refused (a phone flushing a day-old buffer, or a clock far off)
@@ -337,11 +337,8 @@ class FixWriter:
 
 
 def _writer(ctx: Ctx) -> FixWriter:
-    with ctx.state_lock:
-        if ctx.fix_writer is None:
-            ctx.fix_writer = FixWriter(ctx)
-        writer: FixWriter = ctx.fix_writer
-        return writer
+    writer: FixWriter = started(ctx, "fix_writer", FixWriter)
+    return writer
 
 
 def remember_fix(ctx: Ctx, message: dict[str, Any]) -> bool:

@@ -1,0 +1,114 @@
+"""Call intake many calls per transaction (dispatch.services.intake), on both databases: each call of a batch
+gets its own answer, a bad call fails alone, and every acknowledged call is in the database with its event."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from dispatch.core.errors import Conflict, Forbidden, InvalidInput, OutsideCoverage
+from dispatch.core.types import Role
+from dispatch.db.models import Event, IdempotencyKey, Incident
+from dispatch.services.context import Actor
+from dispatch.services.incidents import NewIncident
+from dispatch.services.intake import Intake, Taken
+from tests.api.conftest import BA_DINH, HOAN_KIEM, Api
+
+VIET_DUC = (21.0286, 105.8470)
+#: on the ambulance roads, but about 950 m from any road motorbikes may take (a motorbike ban by the river)
+OFF_MOTORBIKE_ROADS = (21.039674, 105.865566)
+
+
+def _actor(api: Api, name: str, role: Role) -> Actor:
+    unit = api.unit("A01") if role is Role.CREW else None
+    return Actor(api.db.template.user_ids[name], name, role, unit)
+
+
+def _call(at: tuple[float, float], complaint: str = "chest_pain", **extra: Any) -> NewIncident:
+    return NewIncident(lat=at[0], lon=at[1], complaint=complaint, **extra)
+
+
+def _error(f: Future[Taken]) -> BaseException:
+    exc = f.exception(timeout=0)
+    assert exc is not None, f"expected an error, got {f.result(timeout=0)}"
+    return exc
+
+
+def _events(api: Api, ids: list[int]) -> list[Event]:
+    with api.ctx.reader() as s:
+        q = select(Event).where(col(Event.incident_id).in_(ids), Event.kind == "incident.created")
+        return list(s.exec(q.order_by(col(Event.seq))))
+
+
+def test_one_batch_one_transaction_and_every_call_its_own_answer(api: Api) -> None:
+    intake = Intake(api.ctx, start=False)
+    dispatcher = _actor(api, "dispatcher", Role.DISPATCHER)
+    good = [intake.submit(dispatcher, _call(p, caller_number=f"09{i:08d}")) for i, p in
+            enumerate([HOAN_KIEM, BA_DINH, VIET_DUC] * 4)]  # fmt: skip
+    off_map = intake.submit(dispatcher, _call((21.2, 105.5)))
+    no_card = intake.submit(dispatcher, _call(HOAN_KIEM, "hiccups"))
+    crew = intake.submit(_actor(api, "crew-a01", Role.CREW), _call(HOAN_KIEM))
+    # one key three times in the batch: the first makes the call, the same call again replays it, another
+    # call under that key is refused
+    keyed = [intake.submit(dispatcher, _call(BA_DINH, "stroke"), "k-1") for _ in range(2)]
+    other = intake.submit(dispatcher, _call(BA_DINH, "fall"), "k-1")
+    off_motorbike = intake.submit(dispatcher, _call(OFF_MOTORBIKE_ROADS))
+
+    assert intake.drain() == 19 and intake.batches == 2  # the key's repeats go in a second, after the first
+
+    taken = [f.result(timeout=0) for f in good]
+    assert all(t.created and t.recommendations for t in taken)
+    ids = [t.incident.id for t in taken]
+    assert len(set(ids)) == 12 and all(isinstance(i, int) for i in ids)
+    assert [t.incident.caller_number for t in taken] == [f"09{i:08d}" for i in range(12)]
+    # one transaction: one call time, and the log's numbers run without a gap in the batch's order
+    assert len({t.incident.psap_call_at for t in taken}) == 1
+    seqs = [e.seq for e in _events(api, [i for i in ids if i is not None])]
+    assert seqs == list(range(seqs[0], seqs[0] + 12))
+    with api.ctx.reader() as s:
+        stored = {i.id: i for i in s.exec(select(Incident).where(col(Incident.id).in_(ids)))}
+    assert {i: stored[i].caller_number for i in ids} == {t.incident.id: t.incident.caller_number for t in taken}
+
+    assert isinstance(_error(off_map), OutsideCoverage) and "outside this map's road coverage" in str(_error(off_map))
+    assert isinstance(_error(no_card), InvalidInput) and "hiccups" in str(_error(no_card))
+    assert isinstance(_error(crew), Forbidden)
+    first, again = (f.result(timeout=0) for f in keyed)
+    assert first.created and not again.created and again.incident.id == first.incident.id
+    refused = _error(other)
+    assert isinstance(refused, Conflict) and refused.current == {"incident_id": first.incident.id}
+    # a call on the ambulance roads but off the motorbikes' is taken; the motorbikes are left out, saying why
+    t = off_motorbike.result(timeout=0)
+    assert t.created and t.recommendations and all(r.type.vehicle == "ambulance" for r in t.recommendations)
+    left_out = [x for x in t.excluded if x.callsign.startswith("M")]
+    assert left_out and all("off the motorbike roads" in x.reason for x in left_out), t.excluded
+
+
+def test_a_batch_that_cannot_be_written_is_written_call_by_call(api: Api) -> None:
+    """A user deleted after the token check: the key row's foreign key fails the batch's transaction; written
+    again one by one, the other calls are taken and only that one fails."""
+    intake = Intake(api.ctx, start=False)
+    dispatcher = _actor(api, "dispatcher", Role.DISPATCHER)
+    gone = Actor(999_999, "gone", Role.DISPATCHER)
+    before = [intake.submit(dispatcher, _call(HOAN_KIEM, caller_number="before"))]
+    bad = intake.submit(gone, _call(BA_DINH), "k-gone")
+    after = [intake.submit(dispatcher, _call(VIET_DUC, caller_number="after"), "k-after")]
+    assert intake.drain() == 3 and intake.batches == 1
+    assert isinstance(_error(bad), IntegrityError)
+    taken = [f.result(timeout=0) for f in before + after]
+    assert all(t.created and t.recommendations for t in taken)
+    ids = [t.incident.id for t in taken if t.incident.id is not None]
+    assert len(_events(api, ids)) == 2
+    with api.ctx.reader() as s:
+        keys = {k.key: k.incident_id for k in s.exec(select(IdempotencyKey))}
+        count = len(list(s.exec(select(Incident))))
+    assert keys == {"k-after": taken[1].incident.id} and count == 2
+
+
+def test_the_api_takes_calls_through_the_intake_thread(api: Api) -> None:
+    answers = [api.create_incident(caller_number=f"b{i}") for i in range(5)]
+    assert [a["incident"]["caller_number"] for a in answers] == [f"b{i}" for i in range(5)]
+    assert len({a["incident"]["id"] for a in answers}) == 5
+    assert api.ctx.intake is not None and api.ctx.intake.calls == 5
