@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from datetime import datetime, time
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -120,9 +120,8 @@ async def create_incident(
         "recommendations": [r.as_dict() for r in taken.recommendations],
         "excluded": [x.as_dict() for x in taken.excluded],
     }
-    content = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     headers = None if taken.created else {"Idempotent-Replayed": "true"}
-    return Response(content, status_code=201, headers=headers, media_type="application/json")
+    return Response(orjson.dumps(answer), status_code=201, headers=headers, media_type="application/json")
 
 
 @api.get("/incidents", tags=["incidents"])

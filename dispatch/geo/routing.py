@@ -64,6 +64,21 @@ class _Best:
     end: End | None
 
 
+@dataclass(frozen=True)
+class _OriginSide:
+    """Origins as the ranking needs them: the edge (-1: off the coverage) and fraction each lies at, and its
+    ways onto the graph (origin i's are ``seeds[offsets[i]:offsets[i + 1]]``)."""
+
+    edge: npt.NDArray[np.int64]
+    fraction: F64
+    seeds: Seeds
+    offsets: npt.NDArray[np.int64]
+
+
+#: how many origin sides a router keeps (a few: the units' positions of the latest calls, per period)
+ORIGIN_SIDES_KEPT = 16
+
+
 @dataclass
 class Route:
     eta_s: float
@@ -135,6 +150,8 @@ class Router:
         self._any_closed = False
         self._dijkstra: dict[int, DijkstraGraph] = {}
         self._usable: dict[int, npt.NDArray[np.bool_]] = {}
+        #: the origin side of recent rankings (:meth:`_origin_side`), by period and origins
+        self._origins: dict[tuple[int, tuple[LatLon, ...]], _OriginSide] = {}
         self._lock = threading.Lock()
 
     # ---- time of day -------------------------------------------------------------------------------------
@@ -299,24 +316,29 @@ class Router:
         eng = self._engine(engine, period)
         w = self.weights(period)
         usable = self.usable_edges(period)
-        # one snapping pass for the patient and every unit
-        points = [destination, *origins]
-        loc = self.snapper.locate(points, usable=usable)
-        if loc.edge[0] < 0:
-            raise self.snapper.outside(destination, loc.geoms[0], usable)
         if eng == "ch" and not self._any_closed:
-            time_ms, metres = self._rank_ch(self.chs[period], loc, w)
-        else:
+            dest = self.snapper.locate([destination], usable=usable)
+            if dest.edge[0] < 0:
+                raise self.snapper.outside(destination, dest.geoms[0], usable)
+            side = self._origin_side(period, tuple(origins), usable, w)
+            time_ms, metres = self._rank_ch(self.chs[period], side, dest, w)
+            edges = side.edge
+        else:  # closures: every path is checked against them
+            points = [destination, *origins]
+            loc = self.snapper.locate(points, usable=usable)  # one snapping pass for the patient and every unit
+            if loc.edge[0] < 0:
+                raise self.snapper.outside(destination, loc.geoms[0], usable)
             time_ms, metres = self._rank_checked(period, eng, self.snapper.snaps(points, loc, usable), w)
+            edges = loc.edge[1:]
         out: list[Leg | DispatchError] = []
-        rows = zip(loc.edge[1:].tolist(), time_ms.tolist(), metres.tolist(), strict=True)
-        for i, (e, t, m) in enumerate(rows, start=1):
+        for i, (e, t, m) in enumerate(zip(edges.tolist(), time_ms.tolist(), metres.tolist(), strict=True)):
             if e < 0:
-                out.append(self.snapper.outside(points[i], loc.geoms[i], usable))
+                off = self.snapper.locate([origins[i]], usable=usable)
+                out.append(self.snapper.outside(origins[i], off.geoms[0], usable))
             elif t == np.inf:
                 out.append(
                     NoRoute(
-                        f"no drivable route from {points[i].lat:.6f},{points[i].lon:.6f} to "
+                        f"no drivable route from {origins[i].lat:.6f},{origins[i].lon:.6f} to "
                         f"{destination.lat:.6f},{destination.lon:.6f} (one-way streets or closed roads)"
                     )
                 )
@@ -324,20 +346,36 @@ class Router:
                 out.append(Leg(eta_s=_seconds(t), distance_m=m))
         return out
 
-    def _rank_ch(self, ch: CHIndex, loc: Located, w: npt.NDArray[np.int32]) -> tuple[F64, F64]:
-        """Time (ms; inf where there is no way) and metres from every origin (``loc`` after the first) to the
-        destination (the first) by the hierarchy, with no closure to check the paths against: arrays in, one
-        compiled search call."""
-        edge, fraction = loc.edge[1:], loc.fraction[1:]
-        node, cost, length, _, way = self._ways(np.maximum(edge, 0), fraction, w, arriving=False)
-        way &= (edge >= 0)[:, None]
-        offsets = np.zeros(len(edge) + 1, dtype=np.int64)
+    def _origin_side(
+        self, period: int, origins: tuple[LatLon, ...], usable: npt.NDArray[np.bool_], w: npt.NDArray[np.int32]
+    ) -> _OriginSide:
+        """Where the origins lie and their ways onto the graph, kept for the next rankings: the units are the
+        origins of every call, and they stand still between calls (a batch of calls has the same ones), so
+        only the patient is snapped per call. Forgotten when a closure changes the usable roads."""
+        key = (period, origins)
+        found = self._origins.get(key)
+        if found is not None:
+            return found
+        loc = self.snapper.locate(origins, usable=usable)
+        node, cost, length, _, way = self._ways(np.maximum(loc.edge, 0), loc.fraction, w, arriving=False)
+        way &= (loc.edge >= 0)[:, None]
+        offsets = np.zeros(len(origins) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(way.sum(axis=1))
-        t_node, t_cost, t_length, _, t_way = self._ways(loc.edge[:1], loc.fraction[:1], w, arriving=True)
+        side = _OriginSide(loc.edge, loc.fraction, Seeds(node[way], cost[way], length[way]), offsets)
+        with self._lock:
+            if len(self._origins) >= ORIGIN_SIDES_KEPT:
+                self._origins.clear()
+            self._origins[key] = side
+        return side
+
+    def _rank_ch(self, ch: CHIndex, side: _OriginSide, dest: Located, w: npt.NDArray[np.int32]) -> tuple[F64, F64]:
+        """Time (ms; inf where there is no way) and metres from every origin to the destination by the
+        hierarchy, with no closure to check the paths against: arrays in, one compiled search call."""
+        t_node, t_cost, t_length, _, t_way = self._ways(dest.edge, dest.fraction, w, arriving=True)
         time_ms, metres, _ = ch.many_to_one_times(
-            Seeds(node[way], cost[way], length[way]), offsets, Seeds(t_node[t_way], t_cost[t_way], t_length[t_way])
+            side.seeds, side.offsets, Seeds(t_node[t_way], t_cost[t_way], t_length[t_way])
         )
-        d_ms, d_metres, _ = self._directs(edge, fraction, int(loc.edge[0]), float(loc.fraction[0]), w)
+        d_ms, d_metres, _ = self._directs(side.edge, side.fraction, int(dest.edge[0]), float(dest.fraction[0]), w)
         direct = d_ms <= time_ms  # where neither way exists, both are inf
         return np.where(direct, d_ms, time_ms), np.where(direct, d_metres, metres)
 
@@ -588,6 +626,7 @@ class Router:
         self._any_closed = bool(closed.any())
         self._dijkstra.clear()
         self._usable.clear()
+        self._origins.clear()
 
     def edge_geojson(self, edge: int) -> dict[str, Any]:
         g = self.graph

@@ -196,3 +196,37 @@ def test_searches_that_outgrow_their_heaps_give_the_same_answers(
         assert np.array_equal(a, b)
     assert roomy[1] == cramped[1]
     assert ch._pool[0].hk.shape[1] > 1
+
+
+def test_the_units_side_kept_between_calls_gives_the_answers_of_single_routes(hanoi: LoadedGraph) -> None:
+    """eta_to keeps where the units lie and their ways onto the graph between calls (the same units rank every
+    call): calls at several hours, then with a road closed under a unit and reopened, must all still give what
+    one route per unit gives."""
+    router = Router(hanoi.graph, hanoi.chs)  # its own: roads are closed here
+    rng = np.random.default_rng(7)
+    g = router.graph
+    units = _near_junctions(g.node_lat, g.node_lon, rng, 10, 1e-3) + [LatLon(20.9, 105.6)]
+    incidents = _near_junctions(g.node_lat, g.node_lon, rng, 8, 1e-3)
+
+    def check(hour: int) -> int:
+        checked = 0
+        for incident in incidents:
+            try:
+                legs = router.eta_to(units, incident, at=hour)
+            except OutsideCoverage:
+                continue
+            for got, want in zip(legs, [_one_by_one(router, u, incident, hour) for u in units], strict=True):
+                if isinstance(want, Leg):
+                    assert got == want
+                else:
+                    assert type(got) is type(want) and str(got) == str(want)
+            checked += 1
+        return checked
+
+    assert sum(check(hour) for hour in (3, 8, 3, 17)) >= 24
+    before = [repr(x) for x in router.eta_to(units, incidents[0], at=10)]
+    closure = router.close_near(units[0], reason="a crash at the first unit's station")
+    assert check(10) >= 6
+    assert repr(router.eta_to(units, incidents[0], at=10)[0]) != before[0]  # it must leave by another way now
+    router.reopen(closure.id)
+    assert check(10) >= 6 and [repr(x) for x in router.eta_to(units, incidents[0], at=10)] == before
