@@ -170,7 +170,7 @@ def serve_baseline(host: str, port: int) -> int:
         assert isinstance(r, NxRouter)
         r.reverse_graph(r.period(None))  # built before serving, as the CH is
     print(f"networkx baseline API on http://{host}:{port}/api/v1", flush=True)
-    uvicorn.run(create_app(settings, ctx=ctx), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(settings, ctx=ctx, freeze_heap=True), host=host, port=port, log_level="warning")
     return 0
 
 
@@ -294,6 +294,7 @@ class Run:
     clients: int
     workers: int = 1  # our server's processes
     rate: float = 0.0  # paced: incidents/s offered by all clients together (Poisson arrivals); 0: closed loop
+    keys: bool = True  # each call with its own Idempotency-Key, as the console sends them
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
@@ -327,6 +328,7 @@ class Run:
             "clients": self.clients,
             "workers": self.workers,
             "load": self.load_model,
+            "idempotency_keys": self.keys,
             "offered_per_s": self.rate or None,
             "ok": len(self.latencies),
             "errors": len(self.errors),
@@ -385,27 +387,36 @@ class Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, key: str | None = None) -> tuple[int, bytes]:
+        if self.reader is not None and self.reader.at_eof():  # the server closed it (idle, or after an error)
+            self.close()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         self.writer.write(
             b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + self.host.encode() + b"\r\n" + self.auth
+            + (b"" if key is None else b"Idempotency-Key: " + key.encode() + b"\r\n")
             + b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )  # fmt: skip
         try:
             head = await self.reader.readuntil(b"\r\n\r\n")
-            length = None
+            length, close = None, False
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
+                name = name.strip().lower()
+                if name == b"content-length":
                     length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
             if length is None:
                 raise ConnectionError(f"an answer without Content-Length: {head[:200]!r}")
-            return int(head[9:12]), await self.reader.readexactly(length)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            self.close()  # the next request opens a new connection
+            answer = int(head[9:12]), await self.reader.readexactly(length)
+        except BaseException:  # an error or a cancellation mid-answer: the connection is out of step, drop it
+            self.close()
             raise
+        if close:
+            self.close()
+        return answer
 
     def close(self) -> None:
         if self.writer is not None:
@@ -437,9 +448,9 @@ def drive(srv: Server, run: Run, *, graph: Any, seed: int, warmup: int, profile_
     conns = [Conn(srv.base, token) for _ in range(k)]
 
     async def warm(i: int) -> None:
-        for body in warm_bodies[i]:
-            with suppress(OSError, asyncio.IncompleteReadError, ConnectionError):  # the measured phase reports
-                await conns[i].post("/api/v1/incidents", body)
+        for j, body in enumerate(warm_bodies[i]):
+            with suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                await conns[i].post("/api/v1/incidents", body, f"warm-{seed}-{i}-{j}" if run.keys else None)
 
     async def client(i: int) -> None:
         for j, body in enumerate(bodies[i]):
@@ -450,8 +461,10 @@ def drive(srv: Server, run: Run, *, graph: Any, seed: int, warmup: int, profile_
             else:
                 t0 = time.perf_counter()
             try:
-                status, content = await conns[i].post("/api/v1/incidents", body)
-            except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                status, content = await conns[i].post(
+                    "/api/v1/incidents", body, f"{seed}-{i}-{j}" if run.keys else None
+                )
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
                 errs[i].append(f"client {i} request {j}: {type(exc).__name__}: {exc}")
                 continue
             dt = time.perf_counter() - t0
@@ -625,6 +638,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--workers", type=int, default=1, help="our server's processes (dispatch serve --workers; >1 uses Redis)"
     )
+    p.add_argument(
+        "--no-keys", action="store_true", help="send the calls without an Idempotency-Key (the console sends one)"
+    )
     p.add_argument("--warmup", type=int, default=None, help="unmeasured requests first (default 5%%, at least 40)")
     p.add_argument("--quick", action="store_true", help="200 requests per server: a smoke run")
     p.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
@@ -685,6 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.requests,
                     args.clients,
                     rate=args.rate,
+                    keys=not args.no_keys,
                     workers=args.workers if engine == "ours" else 1,
                 )
                 with fresh_database(db, tmp, tag) as url:

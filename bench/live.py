@@ -171,7 +171,7 @@ def serve_naive(host: str, port: int) -> int:
     print(f"naive-broadcast API on http://{host}:{port}/api/v1", flush=True)
     # permessage-deflate as our server has it (DISPATCH_WS_DEFLATE), so both pay the same per message
     uvicorn.run(
-        create_app(settings, ctx=ctx),
+        create_app(settings, ctx=ctx, freeze_heap=True),
         host=host,
         port=port,
         log_level="warning",

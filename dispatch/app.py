@@ -64,18 +64,24 @@ def _warm_map_indexes(ctx: Ctx) -> None:
 
     basemap_of(ctx)
     gazetteer_of(ctx)
-    gc.freeze()  # as at start: the indexes live as long as the server, the collector need not walk them
+
+
+def _warm_and_freeze(ctx: Ctx) -> None:
+    _warm_map_indexes(ctx)
+    _freeze_heap()  # as at start: the indexes live as long as the server, the collector need not walk them
 
 
 def _freeze_heap() -> None:
     """Move everything made so far (the road graphs' Python side, the database metadata, the app) out of the
     collector's sight. A full collection walks every tracked object: with these it took about 95 ms, and every
-    request in flight waited for it (the p99 of ``bench/api.py`` was 125 ms for that alone)."""
+    request in flight waited for it (the p99 of ``bench/api.py`` was 125 ms for that alone). Only for a server
+    process (``create_app(..., freeze_heap=True)``): what is frozen is never collected, so an app made and
+    dropped in the same process (the tests make hundreds) must not freeze."""
     gc.collect()
     gc.freeze()
 
 
-def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
+def create_app(settings: Settings, *, ctx: Ctx | None = None, freeze_heap: bool = False) -> FastAPI:
     from dispatch.api import mount
 
     @asynccontextmanager
@@ -104,13 +110,16 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
         )
         await live.start()
         app.state.live = live
-        _freeze_heap()
-        threading.Thread(target=_warm_map_indexes, args=(app.state.ctx,), name="warm-map", daemon=True).start()
+        if app.state.ctx.intake is not None and app.state.ctx.intake.closed:  # the app started again
+            app.state.ctx.intake = None
+        if freeze_heap:
+            _freeze_heap()
+        warm = _warm_and_freeze if freeze_heap else _warm_map_indexes
+        threading.Thread(target=warm, args=(app.state.ctx,), name="warm-map", daemon=True).start()
         yield
         intake = app.state.ctx.intake
-        if intake is not None:  # the calls already taken are answered and written first
-            await asyncio.to_thread(intake.stop)
-            app.state.ctx.intake = None
+        if intake is not None:  # the calls already taken are answered and written first; later ones get 503
+            await asyncio.to_thread(intake.stop)  # (it stays in the context, closed, so nothing restarts it)
         await live.stop()
         # housekeeping that was cancelled may still run in a worker thread (a sweep, a poll of the log): let it
         # finish before the engine is disposed, or its connection outlives the pool
@@ -135,4 +144,4 @@ def create_app(settings: Settings, *, ctx: Ctx | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The app built from the environment in a worker process (``dispatch serve --workers N``)."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), freeze_heap=True)

@@ -622,7 +622,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, *, demo: bool) -> in
     print(f"API on http://{args.host}:{args.port}/api/v1 (OpenAPI: http://{args.host}:{args.port}/docs)", flush=True)
     if args.workers == 1:
         uvicorn.run(
-            create_app(settings, ctx=ctx),
+            create_app(settings, ctx=ctx, freeze_heap=True),
             host=args.host,
             port=args.port,
             log_level="warning",

@@ -20,6 +20,7 @@ from dispatch.core.errors import (
     NotFound,
     OutsideCoverage,
     Unauthorized,
+    Unavailable,
 )
 
 STATUS: list[tuple[type[DispatchError], int, str]] = [
@@ -30,6 +31,7 @@ STATUS: list[tuple[type[DispatchError], int, str]] = [
     (Unauthorized, 401, "unauthorized"),
     (OutsideCoverage, 422, "outside road coverage"),
     (NoRoute, 422, "no route"),
+    (Unavailable, 503, "unavailable"),
     (DispatchError, 422, "invalid input"),
 ]
 
@@ -65,7 +67,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DispatchError)
     async def _domain(_request: Request, exc: DispatchError) -> JSONResponse:
         status, body = problem(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else ({"Retry-After": "5"} if status == 503 else None)
         return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 

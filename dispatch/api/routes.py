@@ -101,7 +101,20 @@ def _recommendations(ctx: Any, incident: int | Incident) -> dict[str, Any]:
     return {"recommendations": [r.as_dict() for r in recs], "excluded": [x.as_dict() for x in excluded]}
 
 
-@api.post("/incidents", status_code=201, tags=["incidents"], response_class=JSONResponse)
+@api.post(
+    "/incidents",
+    status_code=201,
+    tags=["incidents"],
+    response_class=JSONResponse,
+    responses={
+        201: {
+            "description": "the call is recorded: `incident`, `recommendations` (best first: unit_id, callsign, "
+            "type, status, rank, eta_s, distance_m, meets_capability, reason) and `excluded` (unit_id, callsign, "
+            "reason); `ranking_error` only when the ranking failed after the call was recorded. Header "
+            "`Idempotent-Replayed: true` when a retried Idempotency-Key returned the first call's incident."
+        }
+    },
+)
 async def create_incident(
     ctx: CtxDep,
     actor: ActorDep,
@@ -120,6 +133,8 @@ async def create_incident(
         "recommendations": [r.as_dict() for r in taken.recommendations],
         "excluded": [x.as_dict() for x in taken.excluded],
     }
+    if taken.ranking_error is not None:  # the call is taken; only its ranking is missing
+        answer["ranking_error"] = taken.ranking_error
     headers = None if taken.created else {"Idempotent-Replayed": "true"}
     return Response(orjson.dumps(answer), status_code=201, headers=headers, media_type="application/json")
 

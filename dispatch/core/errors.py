@@ -53,3 +53,7 @@ class Forbidden(DispatchError):
 
 class Unauthorized(DispatchError):
     """No token, a wrong one or an expired one."""
+
+
+class Unavailable(DispatchError):
+    """The server cannot take the request now (it is stopping); nothing was recorded."""

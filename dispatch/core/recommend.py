@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from dispatch.core.errors import DispatchError
+from dispatch.core.errors import DispatchError, OutsideCoverage
 from dispatch.core.lifecycle import ASSIGNABLE
 from dispatch.core.types import Capability, LatLon, UnitStatus, UnitType
 
@@ -114,7 +114,7 @@ def rank_units(
     for vehicle, group in candidates.items():
         try:
             legs = travel[vehicle].eta_to([u.position for u in group if u.position is not None], incident_at)
-        except DispatchError as exc:  # the call is off this vehicle's roads (a motorbike ban): the others go
+        except OutsideCoverage as exc:  # the call is off this vehicle's roads (a motorbike ban): the others go
             excluded += [Excluded(u.id, u.callsign, f"the call is off the {vehicle} roads: {exc}") for u in group]
             continue
         for u, leg in zip(group, legs, strict=True):

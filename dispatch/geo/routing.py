@@ -150,8 +150,10 @@ class Router:
         self._any_closed = False
         self._dijkstra: dict[int, DijkstraGraph] = {}
         self._usable: dict[int, npt.NDArray[np.bool_]] = {}
-        #: the origin side of recent rankings (:meth:`_origin_side`), by period and origins
-        self._origins: dict[tuple[int, tuple[LatLon, ...]], _OriginSide] = {}
+        #: the origin side of recent rankings (:meth:`_origin_side`), by closures' generation, period and origins
+        self._origins: dict[tuple[int, int, tuple[LatLon, ...]], _OriginSide] = {}
+        #: counts the changes of closures: an origin side worked out before one is never used after it
+        self._generation = 0
         self._lock = threading.Lock()
 
     # ---- time of day -------------------------------------------------------------------------------------
@@ -313,6 +315,7 @@ class Router:
         (off the road coverage, no route). A destination off the coverage raises.
         """
         period = self.period(at)
+        generation = self._generation  # before the weights: a closure changed meanwhile makes a new key
         eng = self._engine(engine, period)
         w = self.weights(period)
         usable = self.usable_edges(period)
@@ -320,7 +323,7 @@ class Router:
             dest = self.snapper.locate([destination], usable=usable)
             if dest.edge[0] < 0:
                 raise self.snapper.outside(destination, dest.geoms[0], usable)
-            side = self._origin_side(period, tuple(origins), usable, w)
+            side = self._origin_side((generation, period, tuple(origins)), usable, w)
             time_ms, metres = self._rank_ch(self.chs[period], side, dest, w)
             edges = side.edge
         else:  # closures: every path is checked against them
@@ -347,15 +350,16 @@ class Router:
         return out
 
     def _origin_side(
-        self, period: int, origins: tuple[LatLon, ...], usable: npt.NDArray[np.bool_], w: npt.NDArray[np.int32]
+        self, key: tuple[int, int, tuple[LatLon, ...]], usable: npt.NDArray[np.bool_], w: npt.NDArray[np.int32]
     ) -> _OriginSide:
         """Where the origins lie and their ways onto the graph, kept for the next rankings: the units are the
         origins of every call, and they stand still between calls (a batch of calls has the same ones), so
-        only the patient is snapped per call. Forgotten when a closure changes the usable roads."""
-        key = (period, origins)
+        only the patient is snapped per call. ``key`` is (closures' generation, period, origins): a closure
+        made or lifted while this ran makes its side unreachable, never stale."""
         found = self._origins.get(key)
         if found is not None:
             return found
+        origins = key[2]
         loc = self.snapper.locate(origins, usable=usable)
         node, cost, length, _, way = self._ways(np.maximum(loc.edge, 0), loc.fraction, w, arriving=False)
         way &= (loc.edge >= 0)[:, None]
@@ -363,9 +367,10 @@ class Router:
         offsets[1:] = np.cumsum(way.sum(axis=1))
         side = _OriginSide(loc.edge, loc.fraction, Seeds(node[way], cost[way], length[way]), offsets)
         with self._lock:
-            if len(self._origins) >= ORIGIN_SIDES_KEPT:
-                self._origins.clear()
-            self._origins[key] = side
+            if key[0] == self._generation:
+                if len(self._origins) >= ORIGIN_SIDES_KEPT:
+                    self._origins.clear()
+                self._origins[key] = side
         return side
 
     def _rank_ch(self, ch: CHIndex, side: _OriginSide, dest: Located, w: npt.NDArray[np.int32]) -> tuple[F64, F64]:
@@ -627,6 +632,7 @@ class Router:
         self._dijkstra.clear()
         self._usable.clear()
         self._origins.clear()
+        self._generation += 1
 
     def edge_geojson(self, edge: int) -> dict[str, Any]:
         g = self.graph

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
+from sqlalchemy import tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -74,17 +74,20 @@ class PreparedIncident:
 
 
 def prepare_incident(
-    ctx: Ctx, *, actor: Actor, new: NewIncident, idempotency_key: str | None = None
+    ctx: Ctx, *, actor: Actor, new: NewIncident, idempotency_key: str | None = None, keys: UsedKeys | None = None
 ) -> Incident | PreparedIncident:
     """Everything about a call that needs no write: the role, the card, the key (a retried key returns the
-    incident it made) and the snap onto the road (:class:`OutsideCoverage` -> 422 with the distance)."""
+    incident it made; ``keys``: the keys a batch read together, else this one is read) and the snap onto the
+    road (:class:`OutsideCoverage` -> 422 with the distance)."""
     require(actor, *DISPATCHING_ROLES, action="take calls")
     complaint = card(new.complaint)
     priority = new.priority or complaint.priority
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 200:
             raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters")
-        found = _replay(ctx, actor, idempotency_key, new)
+        if keys is None:
+            keys = used_keys(ctx, [(actor.id or 0, idempotency_key)])
+        found = keys.replay(actor, idempotency_key, new)
         if found is not None:
             return found
     snap = ctx.ambulance.snap(LatLon(new.lat, new.lon))
@@ -115,6 +118,15 @@ def write_incidents(ctx: Ctx, calls: list[PreparedIncident]) -> list[Incident]:
     """Write calls in one transaction (one fsync): the rows, their Idempotency-Keys and an
     ``incident.created`` event each, in order. Either all are written or none (an ``IntegrityError`` when a
     key was taken meanwhile)."""
+    try:
+        return _write_incidents(ctx, calls)
+    except BaseException:
+        for c in calls:  # rolled back: the ids handed out are not theirs (a second try gets its own)
+            c.row.id = None
+        raise
+
+
+def _write_incidents(ctx: Ctx, calls: list[PreparedIncident]) -> list[Incident]:
     with unit_of_work(ctx, calls[0].actor) as uow:
         s = uow.session
         rows = []
@@ -125,15 +137,13 @@ def write_incidents(ctx: Ctx, calls: list[PreparedIncident]) -> list[Incident]:
         for c, new_id in zip(calls, ids, strict=True):
             c.row.id = new_id
         keys = [
-            row_values(
-                IdempotencyKey(
-                    user_id=c.actor.id or 0,
-                    key=c.idempotency_key,
-                    request_hash=c.new.fingerprint(),
-                    incident_id=new_id,
-                    created_at=uow.now,
-                )
-            )
+            {
+                "user_id": c.actor.id or 0,
+                "key": c.idempotency_key,
+                "request_hash": c.new.fingerprint(),
+                "incident_id": new_id,
+                "created_at": uow.now,
+            }
             for c, new_id in zip(calls, ids, strict=True)
             if c.idempotency_key is not None
         ]
@@ -163,19 +173,45 @@ def write_one(ctx: Ctx, call: PreparedIncident) -> tuple[Incident, bool]:
 
 
 def _replay(ctx: Ctx, actor: Actor, key: str, new: NewIncident) -> Incident | None:
-    with ctx.reader() as s:
-        row = s.exec(
-            select(IdempotencyKey).where(IdempotencyKey.user_id == (actor.id or 0), IdempotencyKey.key == key)
-        ).first()
+    return used_keys(ctx, [(actor.id or 0, key)]).replay(actor, key, new)
+
+
+@dataclass(frozen=True)
+class UsedKeys:
+    """Idempotency-Keys already used, read in one query, and the incidents they made."""
+
+    #: (user id, key) -> (request hash, the id of the incident it made, that incident)
+    found: dict[tuple[int, str], tuple[str, int, Incident | None]]
+
+    def replay(self, actor: Actor, key: str, new: NewIncident) -> Incident | None:
+        """The incident a retried key made, None for a new key; :class:`Conflict` when the key was used for a
+        different call."""
+        row = self.found.get((actor.id or 0, key))
         if row is None:
             return None
-        if row.request_hash != new.fingerprint():
+        request_hash, incident_id, incident = row
+        if request_hash != new.fingerprint():
             raise Conflict(
-                f"Idempotency-Key {key!r} was already used for a different call (incident "
-                f"{row.incident_id}); use a new key for a new call",
-                current={"incident_id": row.incident_id},
+                f"Idempotency-Key {key!r} was already used for a different call (incident {incident_id}); use a "
+                "new key for a new call",
+                current={"incident_id": incident_id},
             )
-        return s.get(Incident, row.incident_id)
+        return incident
+
+
+def used_keys(ctx: Ctx, keys: list[tuple[int, str]]) -> UsedKeys:
+    """Which of ``keys`` ((user id, key) pairs) were used, with their incidents: two queries for any number."""
+    if not keys:
+        return UsedKeys({})
+    with ctx.reader() as s:
+        rows = s.execute(
+            sa_select(
+                IdempotencyKey.user_id, IdempotencyKey.key, IdempotencyKey.request_hash, IdempotencyKey.incident_id
+            ).where(tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(sorted(set(keys))))  # type: ignore[call-overload]
+        ).all()
+        ids = sorted({r[3] for r in rows})
+        incidents = {i.id: i for i in s.exec(select(Incident).where(col(Incident.id).in_(ids)))} if ids else {}
+    return UsedKeys({(uid, key): (h, inc_id, incidents.get(inc_id)) for uid, key, h, inc_id in rows})
 
 
 def get_incident(ctx: Ctx, incident_id: int) -> Incident:

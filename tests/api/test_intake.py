@@ -6,10 +6,12 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
+import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from dispatch.core.errors import Conflict, Forbidden, InvalidInput, OutsideCoverage
+from dispatch.core.errors import Conflict, Forbidden, InvalidInput, OutsideCoverage, Unavailable
 from dispatch.core.types import Role
 from dispatch.db.models import Event, IdempotencyKey, Incident
 from dispatch.services.context import Actor
@@ -112,3 +114,44 @@ def test_the_api_takes_calls_through_the_intake_thread(api: Api) -> None:
     assert [a["incident"]["caller_number"] for a in answers] == [f"b{i}" for i in range(5)]
     assert len({a["incident"]["id"] for a in answers}) == 5
     assert api.ctx.intake is not None and api.ctx.intake.calls == 5
+
+
+def test_a_call_whose_client_left_before_its_batch_is_not_recorded(api: Api) -> None:
+    intake = Intake(api.ctx, start=False)
+    dispatcher = _actor(api, "dispatcher", Role.DISPATCHER)
+    jobs = [intake.submit(dispatcher, _call(HOAN_KIEM, caller_number=f"c{i}")) for i in range(3)]
+    assert jobs[1].cancel()  # the request was cancelled (its client hung up) while the call still queued
+    assert intake.drain() == 3
+    assert jobs[1].cancelled() and all(jobs[i].result(timeout=0).created for i in (0, 2))
+    with api.ctx.reader() as s:
+        callers = sorted(i.caller_number for i in s.exec(select(Incident)))
+    assert callers == ["c0", "c2"]
+    # once a batch has taken a call it is answered even if its client leaves: the cancel comes too late
+    late = intake.submit(dispatcher, _call(HOAN_KIEM, caller_number="late"))
+    assert intake.drain() == 1 and not late.cancel() and late.result(timeout=0).created
+
+
+def test_stopping_answers_the_queued_calls_and_refuses_new_ones(api: Api) -> None:
+    intake = Intake(api.ctx)  # its own running thread
+    dispatcher = _actor(api, "dispatcher", Role.DISPATCHER)
+    queued = [intake.submit(dispatcher, _call(BA_DINH, caller_number=f"q{i}")) for i in range(6)]
+    intake.stop()
+    assert all(f.result(timeout=30).created for f in queued)
+    with pytest.raises(Unavailable, match="the server is stopping: the call was not recorded; send it again"):
+        intake.submit(dispatcher, _call(BA_DINH))
+    intake.stop()  # twice is harmless
+
+
+def test_a_call_written_but_not_ranked_is_answered_as_taken(api: Api) -> None:
+    """The ranking runs after the commit; if it fails, the call is taken all the same (201 with why it has no
+    ranking): answering with an error would make the dispatcher send it again, and a second incident."""
+    with api.ctx.engine.begin() as c:
+        c.execute(text("ALTER TABLE unit RENAME TO unit_away"))  # the units cannot be read for the ranking
+    r = api.post("/incidents", json={"lat": HOAN_KIEM[0], "lon": HOAN_KIEM[1], "complaint": "stroke"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["recommendations"] == [] and "could not be read for the ranking" in body["ranking_error"]
+    with api.ctx.engine.begin() as c:
+        c.execute(text("ALTER TABLE unit_away RENAME TO unit"))
+    again = api.get(f"/incidents/{body['incident']['id']}/recommendations")
+    assert again.status_code == 200 and again.json()["recommendations"], again.text
