@@ -49,6 +49,8 @@ def healthz(ctx: CtxDep, request: Request) -> dict[str, Any]:
         "database": ctx.engine.dialect.name,
         "graphs": {k: r.graph.n_nodes for k, r in ctx.routers.items()},
         "live": live.hub.stats() if live is not None else None,
+        # calls taken by this process and the transactions they took (calls / batches: the group commit's size)
+        "intake": {"calls": ctx.intake.calls, "batches": ctx.intake.batches} if ctx.intake is not None else None,
         "pid": os.getpid(),  # which server process answered (dispatch serve --workers N)
     }
 

@@ -142,12 +142,13 @@ def _reason(u: UnitView, tier: int, needed: Capability, eta_s: float, now: datet
     if u.position_at is not None:
         minutes = max(0.0, (now - u.position_at).total_seconds() / 60)
         age = f", position {minutes:.0f} min old" if minutes >= 1 else ", position current"
-    have, want = u.type.capability.value.upper().replace("_", " "), needed.value.upper()
-    fit = [
-        f"{have} as needed",
-        f"{have} above the {want} needed: kept for calls that need it",
-        f"{have} below the {want} needed: first response only",
-    ][tier]
+    have = u.type.capability.value.upper().replace("_", " ")
+    if tier == 0:
+        fit = f"{have} as needed"
+    elif tier == 1:
+        fit = f"{have} above the {needed.value.upper()} needed: kept for calls that need it"
+    else:
+        fit = f"{have} below the {needed.value.upper()} needed: first response only"
     return f"{eta_s / 60:.1f} min by road; {fit}; {where}{age}"
 
 

@@ -376,11 +376,20 @@ class Router:
     def _rank_ch(self, ch: CHIndex, side: _OriginSide, dest: Located, w: npt.NDArray[np.int32]) -> tuple[F64, F64]:
         """Time (ms; inf where there is no way) and metres from every origin to the destination by the
         hierarchy, with no closure to check the paths against: arrays in, one compiled search call."""
-        t_node, t_cost, t_length, _, t_way = self._ways(dest.edge, dest.fraction, w, arriving=True)
-        time_ms, metres, _ = ch.many_to_one_times(
-            side.seeds, side.offsets, Seeds(t_node[t_way], t_cost[t_way], t_length[t_way])
+        d_edge, d_fraction = int(dest.edge[0]), float(dest.fraction[0])
+        g = self.graph
+        parts = ((int(g.edge_fwd_arc[d_edge]), d_fraction), (int(g.edge_bwd_arc[d_edge]), 1 - d_fraction))
+        arrivals = Seeds.of(  # the ways onto the patient's position, as _ways gives them, for one position
+            [
+                Seed(int(g.arc_tail[arc]), part * float(w[arc]), part * float(g.arc_length_m[arc]))
+                for arc, part in parts
+                if arc >= 0 and w[arc] != CLOSED_MS
+            ]
         )
-        d_ms, d_metres, _ = self._directs(side.edge, side.fraction, int(dest.edge[0]), float(dest.fraction[0]), w)
+        time_ms, metres, _ = ch.many_to_one_times(side.seeds, side.offsets, arrivals)
+        if not (side.edge == d_edge).any():  # no unit on the patient's road: no direct way to compare
+            return time_ms, metres
+        d_ms, d_metres, _ = self._directs(side.edge, side.fraction, d_edge, d_fraction, w)
         direct = d_ms <= time_ms  # where neither way exists, both are inf
         return np.where(direct, d_ms, time_ms), np.where(direct, d_metres, metres)
 

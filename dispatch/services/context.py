@@ -65,9 +65,17 @@ class Ctx:
     #: takes calls many per transaction (dispatch.services.intake.Intake), made on first use
     intake: Any = None
 
+    def __post_init__(self) -> None:
+        options: dict[str, Any] = {"dispatch_readonly": True}
+        if self.engine.dialect.name == "postgresql":
+            # each statement on its own (PostgreSQL's READ COMMITTED gives every statement its own snapshot
+            # anyway): no BEGIN and ROLLBACK round trips around a read
+            options["isolation_level"] = "AUTOCOMMIT"
+        self._reader_engine = self.engine.execution_options(**options)
+
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""
-        return Session(self.engine.execution_options(dispatch_readonly=True), expire_on_commit=False)
+        return Session(self._reader_engine, expire_on_commit=False)
 
     @property
     def ambulance(self) -> Router:
