@@ -19,7 +19,10 @@ const MINUTES = params.get("minutes") || "4,8,15";
 // the report's question, from the page's address (e.g. /planner/?demand=history&cells=h3): the same for the
 // layers, the figures and the downloads
 const QUERY = new URLSearchParams({ minutes: MINUTES, cell_m: params.get("cell_m") || "500" });
-for (const k of ["demand", "cells", "h3_resolution"]) if (params.get(k)) QUERY.set(k, params.get(k));
+for (const k of ["demand", "cells", "h3_resolution", "at"]) if (params.get(k)) QUERY.set(k, params.get(k));
+// the drive times of an hour's traffic (HH:MM; none: now), for the isochrones and the siting as for the cells
+const AT = params.get("at") || "";
+const ISOCHRONES = `/coverage/isochrones?${new URLSearchParams(AT ? { minutes: MINUTES, at: AT } : { minutes: MINUTES })}`;
 
 const state = { report: null, cells: null, isochrones: null, minutes: null, selected: null };
 // the siting panel: the question being solved (or solved), its answer or the server's refusal
@@ -82,6 +85,14 @@ async function start() {
     location.reload();
   };
   $("#threshold").onchange = (e) => setMinutes(e.target.value);
+  $("#at").value = AT;
+  $("#at").onchange = (e) => {
+    // another hour is another question: the page's address carries it, and the page asks it again
+    const p = new URLSearchParams(location.search);
+    if (e.target.value) p.set("at", e.target.value);
+    else p.delete("at");
+    location.search = p.toString();
+  };
   $("#show-cells").onchange = showLayers;
   $("#show-iso").onchange = showLayers;
   for (const b of document.querySelectorAll("#downloads button")) b.onclick = () => download(b);
@@ -113,7 +124,7 @@ async function enter() {
     const [report, cells, isochrones] = await Promise.all([
       call(session, `/coverage?${q}`),
       call(session, `/coverage?${q}&format=geojson`),
-      call(session, `/coverage/isochrones?minutes=${encodeURIComponent(MINUTES)}`),
+      call(session, ISOCHRONES),
     ]);
     Object.assign(state, { report, cells, isochrones });
   } catch (err) {
@@ -317,6 +328,7 @@ function sitingQuestion() {
   q.set("keep_existing", "true");
   q.set("cell_m", QUERY.get("cell_m"));
   q.set("vehicle", "ambulance");
+  if (AT) q.set("at", AT);
   q.set("format", "json");
   return { path: `/coverage/siting?${q}` };
 }
@@ -453,7 +465,7 @@ function downloadTarget(kind) {
   const q = QUERY.toString();
   return {
     cells: [`/coverage?${q}&format=geojson`, "coverage-cells.geojson"],
-    isochrones: [`/coverage/isochrones?minutes=${encodeURIComponent(MINUTES)}`, "coverage-isochrones.geojson"],
+    isochrones: [ISOCHRONES, "coverage-isochrones.geojson"],
     csv: [`/coverage?${q}&format=csv`, "coverage.csv"],
     png: [`/coverage?${q}&format=png&map_minutes=${m}`, `coverage-${m}min.png`],
     html: [`/coverage?${q}&format=html&map_minutes=${m}`, `coverage-${m}min.html`],

@@ -266,3 +266,38 @@ def test_a_planner_asks_where_new_stations_help_most(planner: Page, server: Serv
     expect(run).to_have_text("Tìm vị trí")
     expect(page.locator("#siting-title")).to_have_text("Đặt trạm mới ở đâu có ích nhất?")
     expect(page.locator("#siting-error")).to_have_text(f"Lỗi: {refused.json()['detail']}")
+
+
+def test_the_planner_asks_for_the_traffic_of_an_hour(planner: Page, server: Server) -> None:
+    """The evening peak (16-19 h) is slower than the night: the page shows each hour's coverage, and asks the
+    isochrones and the siting for the same hour."""
+    page = planner
+    with server.client("planner") as c:
+        night, peak = (
+            c.get("/coverage", params={"minutes": "8", "at": at}).raise_for_status().json()["covered"]["8"]
+            for at in ("03:00", "17:30")
+        )
+    assert 0 < peak < night
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto("/planner/?minutes=8&at=03:00")
+    expect(page.locator("#at")).to_have_value("03:00")
+    assert shown_share(page, "8") == night
+    page.fill("#at", "17:30")
+    page.locator("#at").dispatch_event("change")
+    page.wait_for_url("**at=17%3A30**")
+    expect(page.locator("#at")).to_have_value("17:30")
+    assert shown_share(page, "8") == peak
+    page.fill("#siting-new", "1")
+    page.click("#siting-run")
+    expect(page.locator("#siting-result")).to_be_visible()
+    hours = {
+        path: dict(parse_qsl(urlsplit(u).query)).get("at")
+        for u in asked
+        if (path := urlsplit(u).path) in ("/api/v1/coverage", "/api/v1/coverage/isochrones", "/api/v1/coverage/siting")
+    }
+    assert hours == {
+        "/api/v1/coverage": "17:30",
+        "/api/v1/coverage/isochrones": "17:30",
+        "/api/v1/coverage/siting": "17:30",
+    }, asked
