@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dispatch.core.types import Priority, UnitStatus
 
@@ -19,6 +19,11 @@ class IncidentCreate(BaseModel):
     caller_number: str = Field(default="", max_length=40)
     address: str = Field(default="", max_length=300)
     notes: str = Field(default="", max_length=4000)
+    call_received_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the phone call reached the centre (eTimes.01), ISO 8601 with a time zone, at most 24 h "
+        "ago; default: when the call is recorded",
+    )
 
 
 class AssignmentCreate(BaseModel):

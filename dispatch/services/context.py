@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Insert, insert, text
@@ -19,6 +19,10 @@ from dispatch.geo.basemap import LazyBasemap
 from dispatch.geo.gazetteer import GazetteerCache
 from dispatch.geo.routing import Router
 from dispatch.live.bus import Bus, InProcessBus
+
+#: how far a time a client sends (a position fix, the time a call came in) may lie ahead of the server's
+#: clock: phones and consoles are not all on time
+MAX_CLOCK_SKEW = timedelta(minutes=2)
 
 
 def utcnow() -> datetime:

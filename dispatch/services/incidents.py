@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select as sa_select
@@ -26,7 +26,7 @@ from dispatch.core.recommend import Excluded, Recommendation, UnitView, rank_uni
 from dispatch.core.triage import capability_for, card
 from dispatch.core.types import Capability, IncidentStatus, LatLon, Priority, Role, UnitStatus, UnitType
 from dispatch.db.models import Assignment, Event, IdempotencyKey, Incident, Station, Unit
-from dispatch.services.context import Actor, Ctx, NewEvent, insert_row, row_values, unit_of_work
+from dispatch.services.context import MAX_CLOCK_SKEW, Actor, Ctx, NewEvent, insert_row, row_values, unit_of_work
 
 DISPATCHING_ROLES = (Role.DISPATCHER, Role.ADMIN)
 
@@ -45,9 +45,15 @@ class NewIncident:
     caller_number: str = ""
     address: str = ""
     notes: str = ""
+    #: when the phone call reached the centre (eTimes.01); None: when the call is written
+    call_received_at: datetime | None = None
 
     def fingerprint(self) -> str:
-        data = {k: (v.value if isinstance(v, Priority) else v) for k, v in self.__dict__.items()}
+        data: dict[str, Any] = {k: (v.value if isinstance(v, Priority) else v) for k, v in self.__dict__.items()}
+        if self.call_received_at is None:
+            del data["call_received_at"]  # as before the field existed: stored keys keep their hashes
+        else:
+            data["call_received_at"] = self.call_received_at.astimezone(UTC).isoformat()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -90,6 +96,7 @@ def prepare_incident(
         found = keys.replay(actor, idempotency_key, new)
         if found is not None:
             return found
+    received = _call_received(ctx, new.call_received_at)
     snap = ctx.ambulance.snap(LatLon(new.lat, new.lon))
     row = Incident(
         status=IncidentStatus.RECEIVED.value,
@@ -106,9 +113,33 @@ def prepare_incident(
         hospital_capability=complaint.hospital_capability,
         notes=new.notes,
         created_by=actor.name,
-        psap_call_at=ctx.clock(),  # stamped again when written, under the write lock
+        psap_call_at=received or ctx.clock(),  # without a given time: stamped again when written
     )
     return PreparedIncident(actor, new, idempotency_key, row)
+
+
+#: the oldest call time a new call may carry (a call is recorded while it is on the line, or soon after)
+MAX_CALL_AGE = timedelta(hours=24)
+
+
+def _call_received(ctx: Ctx, at: datetime | None) -> datetime | None:
+    """The call time a dispatcher's console sent, checked against the server's clock."""
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        raise InvalidInput("call_received_at needs a time zone (ISO 8601 such as 2026-12-06T09:30:00+07:00)")
+    now = ctx.clock()
+    if at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput(
+            f"call_received_at {at.isoformat()} is in the future (server time {now.isoformat()}); allowed: up to "
+            f"{MAX_CLOCK_SKEW.total_seconds():.0f} s of clock difference"
+        )
+    if at < now - MAX_CALL_AGE:
+        raise InvalidInput(
+            f"call_received_at {at.isoformat()} is more than 24 hours before the server time ({now.isoformat()}); "
+            "record old calls another way"
+        )
+    return at.astimezone(UTC)
 
 
 _INSERT_INCIDENTS = insert_row(Incident).returning(col(Incident.id), sort_by_parameter_order=True)
@@ -131,7 +162,8 @@ def _write_incidents(ctx: Ctx, calls: list[PreparedIncident]) -> list[Incident]:
         s = uow.session
         rows = []
         for c in calls:
-            c.row.psap_call_at = uow.now  # stamped under the write lock: call times follow the log's order
+            if c.new.call_received_at is None:  # stamped under the write lock: call times follow the log's order
+                c.row.psap_call_at = uow.now
             rows.append(row_values(c.row))
         ids = [int(i) for i in s.execute(_INSERT_INCIDENTS, rows).scalars().all()]
         for c, new_id in zip(calls, ids, strict=True):

@@ -30,8 +30,17 @@ from sqlmodel import Session, col, select
 from dispatch.core.errors import DispatchError, InvalidInput, NotFound
 from dispatch.core.types import LatLon, UnitStatus, UnitType
 from dispatch.db.models import Incident, Position, Unit
-from dispatch.services.context import Actor, Ctx, NewEvent, insert_row, row_values, started, unit_of_work
-from dispatch.services.units import MAX_CLOCK_SKEW, _own_unit
+from dispatch.services.context import (
+    MAX_CLOCK_SKEW,
+    Actor,
+    Ctx,
+    NewEvent,
+    insert_row,
+    row_values,
+    started,
+    unit_of_work,
+)
+from dispatch.services.units import _own_unit
 
 #: a fix older than this is refused (a phone flushing a day-old buffer, or a clock far off)
 MAX_FIX_AGE = timedelta(hours=24)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, select
@@ -29,7 +29,6 @@ STAMP = {
     UnitStatus.TRANSPORTING: "left_scene_at",  # eTimes.09
     UnitStatus.AT_HOSPITAL: "at_destination_at",  # eTimes.11
 }
-MAX_CLOCK_SKEW = timedelta(minutes=2)
 
 
 def _own_unit(actor: Actor, unit_id: int, action: str) -> None:

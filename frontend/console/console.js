@@ -30,6 +30,7 @@ const state = {
   hospitalFor: new Map(), // unit id -> hospital data from its transporting event
   location: null, // {lat, lon} of the call being taken
   idempotencyKey: null,
+  callStartedAt: null, // when the dispatcher began taking this call: its eTimes.01, sent with it
   unitFilter: "",
   ackTimeoutS: 30,
 };
@@ -501,6 +502,8 @@ function setupIntake() {
     e.preventDefault();
     createIncident();
   };
+  // the call came in when the dispatcher began taking it (the first thing typed or picked), not when it is sent
+  $("#intake").addEventListener("input", callStarted);
   $("#intake").onkeydown = (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();
@@ -509,7 +512,12 @@ function setupIntake() {
   };
 }
 
+function callStarted() {
+  if (!state.callStartedAt) state.callStartedAt = new Date().toISOString();
+}
+
 function setLocation(lat, lon, label) {
+  callStarted();
   state.location = { lat, lon };
   $("#coords").value = `${lat.toFixed(6)}, ${lon.toFixed(6)}`;
   if (label) $("#address").value = label;
@@ -532,11 +540,14 @@ async function createIncident() {
     notes: $("#notes").value.trim(),
   };
   if ($("#priority").value) body.priority = $("#priority").value;
+  callStarted();
+  body.call_received_at = state.callStartedAt;
   $("#create").disabled = true;
   try {
     // the same key for a retry of this call (a double click, a timeout): the server never makes two incidents
     const answer = await call(session, "/incidents", { method: "POST", body, headers: { "Idempotency-Key": state.idempotencyKey } });
     state.idempotencyKey = uuid();
+    state.callStartedAt = null;
     state.incidents.set(answer.incident.id, answer.incident);
     $("#intake").reset();
     state.location = null;

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,10 @@ def test_dispatcher_takes_a_call_and_the_crew_works_it(pages: Pages, server: Ser
     incident_id = int(re.search(r"#(\d+)", console.inner_text("#detail-title")).group(1))  # type: ignore[union-attr]
     with server.client() as c:
         ranked = c.get(f"/incidents/{incident_id}/recommendations").raise_for_status().json()["recommendations"]
+        taken = c.get(f"/incidents/{incident_id}").raise_for_status().json()
+    # eTimes.01 is when the dispatcher began taking the call (the search typed), before the call was sent
+    created = next(e for e in taken["timeline"] if e["kind"] == "incident.created")
+    assert datetime.fromisoformat(taken["times"]["eTimes.01"]) < datetime.fromisoformat(created["at"]), taken
     shown = [r.get_attribute("data-unit") for r in rows.all()]
     assert shown == [r["callsign"] for r in ranked]
     same_tier = [

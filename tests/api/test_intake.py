@@ -4,6 +4,7 @@ gets its own answer, a bad call fails alone, and every acknowledged call is in t
 from __future__ import annotations
 
 from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -155,3 +156,55 @@ def test_a_call_written_but_not_ranked_is_answered_as_taken(api: Api) -> None:
         c.execute(text("ALTER TABLE unit_away RENAME TO unit"))
     again = api.get(f"/incidents/{body['incident']['id']}/recommendations")
     assert again.status_code == 200 and again.json()["recommendations"], again.text
+
+
+def test_a_call_carries_the_time_it_came_in(api: Api) -> None:
+    """eTimes.01 is when the phone call reached the centre: the console sends when the dispatcher began taking
+    it, and the response-time report measures from it (call processing included)."""
+    now = datetime.now(UTC)
+    came = (now - timedelta(seconds=95)).replace(microsecond=0)
+    body = {"lat": HOAN_KIEM[0], "lon": HOAN_KIEM[1], "complaint": "stroke", "call_received_at": came.isoformat()}
+    r = api.post("/incidents", json=body, headers={"Idempotency-Key": "came-in"})
+    assert r.status_code == 201, r.text
+    inc = r.json()["incident"]
+    assert datetime.fromisoformat(inc["times"]["eTimes.01"]) == came
+    # a retry is the same call; the same key with another time is another call
+    again = api.post("/incidents", json=body, headers={"Idempotency-Key": "came-in"})
+    assert again.status_code == 201 and again.json()["incident"]["id"] == inc["id"]
+    other = api.post(
+        "/incidents", json={**body, "call_received_at": now.isoformat()}, headers={"Idempotency-Key": "came-in"}
+    )
+    assert other.status_code == 409, other.text
+    # a unit sent and on scene: the call's handling (95 s before the call was recorded) counts in the report
+    unit = r.json()["recommendations"][0]["unit_id"]
+    assert api.assign(inc["id"], unit).status_code == 201
+    for status in ("en_route", "on_scene"):
+        assert api.status(unit, status).status_code == 200
+    report = api.ok(api.get("/reports/response-times"))
+    stroke = next(p for p in report["by_priority"] if p["priority"] == inc["priority"])
+    assert stroke["call_to_notified_s"]["p50"] >= 95 and stroke["response_s"]["p50"] >= 95
+    # without it, the call's time is when it is recorded
+    plain = api.create_incident()
+    assert abs(datetime.fromisoformat(plain["incident"]["times"]["eTimes.01"]) - datetime.now(UTC)) < timedelta(
+        minutes=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("2026-12-06T09:30:00", "timezone"),  # pydantic names the field and wants a zone
+        ("soon", "call_received_at"),
+        ("FUTURE", "is in the future"),
+        ("OLD", "more than 24 hours before"),
+    ],
+)
+def test_a_call_time_that_cannot_be_right_is_refused(api: Api, value: str, words: str) -> None:
+    now = datetime.now(UTC)
+    value = {"FUTURE": (now + timedelta(minutes=10)).isoformat(), "OLD": (now - timedelta(days=2)).isoformat()}.get(
+        value, value
+    )
+    r = api.post(
+        "/incidents", json={"lat": HOAN_KIEM[0], "lon": HOAN_KIEM[1], "complaint": "fall", "call_received_at": value}
+    )
+    assert r.status_code == 422 and words in r.text, r.text
