@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, Insert, insert, text
 from sqlmodel import Session, SQLModel
 
+from dispatch.core.errors import InvalidInput
 from dispatch.core.types import Role
 from dispatch.db.models import Event
 from dispatch.geo.basemap import LazyBasemap
@@ -23,6 +24,27 @@ from dispatch.live.bus import Bus, InProcessBus
 #: how far a time a client sends (a position fix, the time a call came in) may lie ahead of the server's
 #: clock: phones and consoles are not all on time
 MAX_CLOCK_SKEW = timedelta(minutes=2)
+
+
+def client_time(
+    at: datetime, now: datetime, *, what: str, max_age: timedelta, zone: str = "", late: str = ""
+) -> datetime:
+    """A time a client sent (a phone's fix, a console's call), checked against the server's clock ``now``: with a
+    time zone, at most MAX_CLOCK_SKEW ahead and ``max_age`` old. ``what`` names it in the messages; ``zone`` and
+    ``late`` add to the messages about a missing zone and an old time."""
+    if at.tzinfo is None:
+        raise InvalidInput(f"{what} {at.isoformat()} has no time zone: send one (e.g. 2026-11-23T10:00:00+07:00){zone}")
+    if at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput(
+            f"{what} {at.isoformat()} is in the future (clock now {now.isoformat()}); allowed skew "
+            f"{MAX_CLOCK_SKEW.total_seconds():.0f} s: check the device's clock"
+        )
+    hours = max_age.total_seconds() / 3600
+    if at < now - max_age:
+        raise InvalidInput(
+            f"{what} {at.isoformat()} is more than {hours:.0f} h old (clock now {now.isoformat()}){late}"
+        )
+    return at
 
 
 def utcnow() -> datetime:

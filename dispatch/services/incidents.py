@@ -26,7 +26,7 @@ from dispatch.core.recommend import Excluded, Recommendation, UnitView, rank_uni
 from dispatch.core.triage import capability_for, card
 from dispatch.core.types import Capability, IncidentStatus, LatLon, Priority, Role, UnitStatus, UnitType
 from dispatch.db.models import Assignment, Event, IdempotencyKey, Incident, Station, Unit
-from dispatch.services.context import MAX_CLOCK_SKEW, Actor, Ctx, NewEvent, insert_row, row_values, unit_of_work
+from dispatch.services.context import Actor, Ctx, NewEvent, client_time, insert_row, row_values, unit_of_work
 
 DISPATCHING_ROLES = (Role.DISPATCHER, Role.ADMIN)
 
@@ -126,20 +126,8 @@ def _call_received(ctx: Ctx, at: datetime | None) -> datetime | None:
     """The call time a dispatcher's console sent, checked against the server's clock."""
     if at is None:
         return None
-    if at.tzinfo is None:
-        raise InvalidInput("call_received_at needs a time zone (ISO 8601 such as 2026-12-06T09:30:00+07:00)")
-    now = ctx.clock()
-    if at > now + MAX_CLOCK_SKEW:
-        raise InvalidInput(
-            f"call_received_at {at.isoformat()} is in the future (server time {now.isoformat()}); allowed: up to "
-            f"{MAX_CLOCK_SKEW.total_seconds():.0f} s of clock difference"
-        )
-    if at < now - MAX_CALL_AGE:
-        raise InvalidInput(
-            f"call_received_at {at.isoformat()} is more than 24 hours before the server time ({now.isoformat()}); "
-            "record old calls another way"
-        )
-    return at.astimezone(UTC)
+    checked = client_time(at, ctx.clock(), what="call_received_at", max_age=MAX_CALL_AGE, late=": record it otherwise")
+    return checked.astimezone(UTC)
 
 
 _INSERT_INCIDENTS = insert_row(Incident).returning(col(Incident.id), sort_by_parameter_order=True)

@@ -31,10 +31,10 @@ from dispatch.core.errors import DispatchError, InvalidInput, NotFound
 from dispatch.core.types import LatLon, UnitStatus, UnitType
 from dispatch.db.models import Incident, Position, Unit
 from dispatch.services.context import (
-    MAX_CLOCK_SKEW,
     Actor,
     Ctx,
     NewEvent,
+    client_time,
     insert_row,
     row_values,
     started,
@@ -162,22 +162,15 @@ def check_fix(fix: Fix, now: datetime) -> datetime:
             continue
         if not (isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi):
             raise InvalidInput(f"{name} {value!r} is not allowed: it must be a number from {lo:g} to {hi:g} {unit}")
-    at = fix.at or now
-    if at.tzinfo is None:
-        raise InvalidInput(
-            f"the fix time {at.isoformat()} has no time zone: send one (e.g. 2026-11-23T10:00:00+07:00) or unix seconds"
-        )
-    if at > now + MAX_CLOCK_SKEW:
-        raise InvalidInput(
-            f"the fix time {at.isoformat()} is in the future (clock now {now.isoformat()}); allowed skew "
-            f"{MAX_CLOCK_SKEW.total_seconds():.0f} s: check the phone's clock"
-        )
-    if at < now - MAX_FIX_AGE:
-        raise InvalidInput(
-            f"the fix time {at.isoformat()} is more than {MAX_FIX_AGE.total_seconds() / 3600:.0f} h old "
-            f"(clock now {now.isoformat()}): send fixes of the last {MAX_FIX_AGE.total_seconds() / 3600:.0f} h"
-        )
-    return at
+    hours = MAX_FIX_AGE.total_seconds() / 3600
+    return client_time(
+        fix.at or now,
+        now,
+        what="the fix time",
+        max_age=MAX_FIX_AGE,
+        zone=" or unix seconds",
+        late=f": send fixes of the last {hours:.0f} h",
+    )
 
 
 def report_fix(ctx: Ctx, *, actor: Actor, unit_id: int, fix: Fix, source: str) -> dict[str, Any]:

@@ -196,7 +196,7 @@ def test_a_call_carries_the_time_it_came_in(api: Api) -> None:
         ("2026-12-06T09:30:00", "timezone"),  # pydantic names the field and wants a zone
         ("soon", "call_received_at"),
         ("FUTURE", "is in the future"),
-        ("OLD", "more than 24 hours before"),
+        ("OLD", "is more than 24 h old"),
     ],
 )
 def test_a_call_time_that_cannot_be_right_is_refused(api: Api, value: str, words: str) -> None:
