@@ -295,6 +295,9 @@ class Run:
     workers: int = 1  # our server's processes
     rate: float = 0.0  # paced: incidents/s offered by all clients together (Poisson arrivals); 0: closed loop
     keys: bool = True  # each call with its own Idempotency-Key, as the console sends them
+    moving_units: bool = False  # every unit reports a position each second during the run
+    fixes_sent: int = 0
+    fixes_failed: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
@@ -329,6 +332,8 @@ class Run:
             "workers": self.workers,
             "load": self.load_model,
             "idempotency_keys": self.keys,
+            "moving_units": self.moving_units,
+            "position_fixes": {"answered_200": self.fixes_sent, "failed": self.fixes_failed},
             "offered_per_s": self.rate or None,
             "ok": len(self.latencies),
             "errors": len(self.errors),
@@ -475,8 +480,43 @@ def drive(srv: Server, run: Run, *, graph: Any, seed: int, warmup: int, profile_
                 errs[i].append(f"client {i} request {j}: HTTP {status}: {content[:300]!r}")
         ends[i] = time.perf_counter()
 
+    # --moving-units: every unit reports a position each second, as the crews' phones do
+    units = httpx.get(f"{srv.base}/api/v1/units", headers=headers, timeout=30).json() if run.moving_units else []
+    fixes = {"sent": 0, "failed": 0}
+
+    async def move_units() -> None:
+        rng = np.random.default_rng([seed, 11])
+        conn = Conn(srv.base, token)
+        tick = time.perf_counter()
+        moving = [u for u in units if u.get("position") is not None]
+        try:
+            while not all(ends):
+                for u in moving:  # spread over the second, as phones report each on its own clock
+                    lat0, lon0 = u["position"]["lat"], u["position"]["lon"]
+                    # GPS noise of a few metres around the station: the ranking sees a new position every time
+                    # (the kept units' side is worked out again), thinning stores one fix a unit every 10 s
+                    a, b = rng.uniform(-5e-5, 5e-5, 2)
+                    body = json.dumps({"lat": round(lat0 + a, 7), "lon": round(lon0 + b, 7)}).encode()
+                    try:
+                        status, _ = await conn.post(f"/api/v1/units/{u['id']}/position", body)
+                    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                        status = 0
+                    fixes["sent" if status == 200 else "failed"] += 1
+                    tick += 1.0 / len(moving)
+                    await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+                    if all(ends):
+                        break
+        finally:
+            conn.close()
+
     async def measure() -> None:
+        if not units:
+            await asyncio.gather(*(client(i) for i in range(k)))
+            return
+        mover = asyncio.ensure_future(move_units())
         await asyncio.gather(*(client(i) for i in range(k)))
+        await mover
+        run.fixes_sent, run.fixes_failed = fixes["sent"], fixes["failed"]
 
     async def warm_all() -> None:
         await asyncio.gather(*(warm(i) for i in range(k)))
@@ -639,6 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers", type=int, default=1, help="our server's processes (dispatch serve --workers; >1 uses Redis)"
     )
     p.add_argument(
+        "--moving-units",
+        action="store_true",
+        help="every unit reports a position each second (POST /units/{id}/position) while the calls come in",
+    )
+    p.add_argument(
         "--no-keys", action="store_true", help="send the calls without an Idempotency-Key (the console sends one)"
     )
     p.add_argument("--warmup", type=int, default=None, help="unmeasured requests first (default 5%%, at least 40)")
@@ -702,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.clients,
                     rate=args.rate,
                     keys=not args.no_keys,
+                    moving_units=args.moving_units,
                     workers=args.workers if engine == "ours" else 1,
                 )
                 with fresh_database(db, tmp, tag) as url:
@@ -726,6 +772,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"server CPU {run.server_cpu_s * 1e3 / args.requests:.1f} ms/req, other load "
                     f"{run.other_cpu_cores:.2f} cores, loadavg {run.load_before[0]:.2f} -> {run.load_after[0]:.2f}"
                 )
+                if run.moving_units:
+                    log(f"    units moving: {run.fixes_sent} position fixes answered 200, {run.fixes_failed} not")
                 for e in run.errors[:20]:
                     log(f"    {e}")
                 if run.server_log:

@@ -68,13 +68,18 @@ class RoadGraph:
         return int(self.edge_way.shape[0])
 
     def bbox(self) -> tuple[float, float, float, float]:
-        """(min_lat, min_lon, max_lat, max_lon) of the road geometry."""
-        return (
-            float(self.geom_lat.min()),
-            float(self.geom_lon.min()),
-            float(self.geom_lat.max()),
-            float(self.geom_lon.max()),
-        )
+        """(min_lat, min_lon, max_lat, max_lon) of the road geometry (worked out once: every "outside the map"
+        message names it)."""
+        found: tuple[float, float, float, float] | None = self.__dict__.get("_bbox")
+        if found is None:
+            found = (
+                float(self.geom_lat.min()),
+                float(self.geom_lon.min()),
+                float(self.geom_lat.max()),
+                float(self.geom_lon.max()),
+            )
+            self.__dict__["_bbox"] = found
+        return found
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
