@@ -97,11 +97,12 @@ class Ctx:
             # each statement on its own (PostgreSQL's READ COMMITTED gives every statement its own snapshot
             # anyway): no BEGIN and ROLLBACK round trips around a read
             options["isolation_level"] = "AUTOCOMMIT"
-        self._reader_engine = self.engine.execution_options(**options)
+        #: the engine for reads only (Ctx.reader's sessions, and plain connections where a session costs too much)
+        self.read_engine = self.engine.execution_options(**options)
 
     def reader(self) -> Session:
         """A session for reads only: on SQLite it does not take the write lock, so reads run beside writes."""
-        return Session(self._reader_engine, expire_on_commit=False)
+        return Session(self.read_engine, expire_on_commit=False)
 
     @property
     def ambulance(self) -> Router:

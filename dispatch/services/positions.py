@@ -185,7 +185,7 @@ def report_fix(ctx: Ctx, *, actor: Actor, unit_id: int, fix: Fix, source: str) -
     out: dict[str, Any] = {"unit_id": unit_id, "stored": False, "flag": None, "seq": None}
     # most fixes are only pushed live: they are judged on one plain row read (no ORM session: this runs for
     # every fix of every unit); the ones to store are judged again inside their transaction
-    with ctx.engine.execution_options(dispatch_readonly=True).connect() as c:
+    with ctx.read_engine.connect() as c:
         row = c.execute(_UNITS_NOW, {"ids": [unit_id]}).first()
         if row is None:
             raise NotFound(f"unit {unit_id} does not exist")
