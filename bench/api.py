@@ -16,13 +16,16 @@ For each database (a fresh SQLite file, a fresh PostgreSQL database) and each en
      with its own keep-alive HTTP/1.1 connection (:class:`Conn`, a few lines over asyncio streams: the load
      generator shares the server's two cores, so it must cost little), posting incidents at random positions
      near graph junctions (within ~16 m) with random triage cards until ``--requests`` have been made in total,
+     each with its own Idempotency-Key as the console sends them (``--no-keys``: none); with ``--moving-units``
+     every unit also reports a position each second meanwhile,
 
 and prints throughput (incidents/s), p50/p90/p99/max latency, non-201 answers, the server's CPU time per
 request and the machine's load, beside the networkx baseline as a ratio (baseline / ours). The positions are
 the same for every server (seeded per client), so the two engines' rankings are compared too.
 
-    .venv/bin/python bench/api.py                  # 1,000 requests per server, SQLite + PostgreSQL (~6 min)
-    .venv/bin/python bench/api.py --quick          # 200 requests per server (smoke run, ~2 min)
+    .venv/bin/python bench/api.py                  # 1,000 requests per server, SQLite + PostgreSQL (~2 min)
+    .venv/bin/python bench/api.py --quick          # 200 requests per server (smoke run, ~1 min)
+    .venv/bin/python bench/api.py --engines ours --moving-units --requests 5000   # units reporting positions
     .venv/bin/python bench/api.py --py-spy /tmp/p  # also sample our servers with py-spy (raw stacks)
 
 Targets (from the issue): p99 <= 50 ms at 20 concurrent clients with the recommendation included, on each
