@@ -224,23 +224,28 @@ class Router:
         node = (g.arc_tail if arriving else g.arc_head)[a].astype(np.int64)
         return node, part * w[a], part * g.arc_length_m[a], arc, is_open
 
-    def _ends_of(self, snap: Snap, w: npt.NDArray[np.int32], *, arriving: bool) -> list[End]:
-        node, cost, length, arc, is_open = self._ways(
-            np.array([snap.edge]), np.array([snap.fraction]), w, arriving=arriving
+    def _ends_of(self, edge: int, fraction: float, w: npt.NDArray[np.int32], *, arriving: bool) -> list[End]:
+        """:meth:`_ways` for one position, in plain floats (a call ranks from here: numpy costs more than the
+        arithmetic for two ways): along the edge, then against it, the open ones only."""
+        g = self.graph
+        heads = g.arc_tail if arriving else g.arc_head
+        ways = (
+            (int(g.edge_fwd_arc[edge]), fraction if arriving else 1 - fraction),
+            (int(g.edge_bwd_arc[edge]), 1 - fraction if arriving else fraction),
         )
         return [
-            End(int(node[0, k]), float(cost[0, k]), float(length[0, k]), int(arc[0, k]), k == 1)
-            for k in (0, 1)
-            if is_open[0, k]
+            End(int(heads[arc]), part * float(w[arc]), part * float(g.arc_length_m[arc]), arc, k == 1)
+            for k, (arc, part) in enumerate(ways)
+            if arc >= 0 and w[arc] != CLOSED_MS
         ]
 
     def starts(self, snap: Snap, w: npt.NDArray[np.int32]) -> list[End]:
         """Ways to leave a snapped position: along the edge to its end, or against it to its start."""
-        return self._ends_of(snap, w, arriving=False)
+        return self._ends_of(snap.edge, snap.fraction, w, arriving=False)
 
     def ends(self, snap: Snap, w: npt.NDArray[np.int32]) -> list[End]:
         """Ways to arrive at a snapped position: from the edge's start along it, or from its end against it."""
-        return self._ends_of(snap, w, arriving=True)
+        return self._ends_of(snap.edge, snap.fraction, w, arriving=True)
 
     def _directs(
         self, edge: I64, fraction: F64, d_edge: int, d_fraction: float, w: npt.NDArray[np.int32]
@@ -377,14 +382,8 @@ class Router:
         """Time (ms; inf where there is no way) and metres from every origin to the destination by the
         hierarchy, with no closure to check the paths against: arrays in, one compiled search call."""
         d_edge, d_fraction = int(dest.edge[0]), float(dest.fraction[0])
-        g = self.graph
-        parts = ((int(g.edge_fwd_arc[d_edge]), d_fraction), (int(g.edge_bwd_arc[d_edge]), 1 - d_fraction))
-        arrivals = Seeds.of(  # the ways onto the patient's position, as _ways gives them, for one position
-            [
-                Seed(int(g.arc_tail[arc]), part * float(w[arc]), part * float(g.arc_length_m[arc]))
-                for arc, part in parts
-                if arc >= 0 and w[arc] != CLOSED_MS
-            ]
+        arrivals = Seeds.of(
+            [Seed(e.node, e.cost_ms, e.length_m) for e in self._ends_of(d_edge, d_fraction, w, arriving=True)]
         )
         time_ms, metres, _ = ch.many_to_one_times(side.seeds, side.offsets, arrivals)
         if not (side.edge == d_edge).any():  # no unit on the patient's road: no direct way to compare
