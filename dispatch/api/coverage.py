@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from dispatch.api.deps import CtxDep, StaffDep
+from dispatch.api.deps import AtDep, CtxDep, StaffDep
 from dispatch.core.errors import InvalidInput
-from dispatch.core.types import LatLon, time_of_day
+from dispatch.core.types import LatLon
 from dispatch.geo import report as outputs
 from dispatch.geo.coverage import Coverage, Station, check_thresholds, coverage
 from dispatch.geo.demand import demand_from_calls
@@ -37,6 +37,7 @@ def _minutes(text: str) -> list[float]:
 def get_coverage(
     ctx: CtxDep,
     _actor: StaffDep,
+    at: AtDep,
     minutes: Annotated[str, Query(description="thresholds in minutes, comma-separated")] = "4,8,15",
     cell_m: Annotated[float, Query(description="cell size in metres, 50..20000")] = 500.0,
     vehicle: str = "ambulance",
@@ -47,24 +48,22 @@ def get_coverage(
     demand: Annotated[str, Query(description="proxy (road length) or history (the database's incidents)")] = "proxy",
     cells: Annotated[str, Query(description="grid (squares of cell_m) or h3 (hexagons)")] = "grid",
     h3_resolution: Annotated[int | None, Query(description="H3 resolution (default: nearest cell_m)")] = None,
-    at: Annotated[str | None, Query(description="time of day HH:MM: its traffic period (default: now)")] = None,
 ) -> Any:
     """Coverage of the region by the stations in the database, on the same road graph and drive times that
     rank units for the dispatcher. Demand is a labelled proxy (road length per junction) unless
     ``demand=history``: one unit per incident in the database, at the junction it snaps to."""
     if format not in ("json", "geojson", *DOWNLOADS):
         raise InvalidInput(f"format={format!r} is not known; allowed: json, geojson, {', '.join(DOWNLOADS)}")
-    when = time_of_day(at, "at") if at else None
     road = ctx.routers.get(vehicle)
     if road is None:
         raise InvalidInput(f"vehicle {vehicle!r} is not known; allowed: {', '.join(ctx.routers)}")
     stations = [Station(s.name, LatLon(s.lat, s.lon)) for s in units.list_stations(ctx)]
     found = _demand(ctx, road, demand)
     report = coverage(
-        road, stations, _minutes(minutes), cell_m=cell_m, cells=cells, h3_resolution=h3_resolution, at=when, **found
+        road, stations, _minutes(minutes), cell_m=cell_m, cells=cells, h3_resolution=h3_resolution, at=at, **found
     )
     if format in DOWNLOADS:
-        return _download(road, report, format, map_minutes, when)
+        return _download(road, report, format, map_minutes, at)
     return report.geojson() if format == "geojson" else report.as_dict()
 
 
@@ -96,9 +95,9 @@ def _download(road: Router, report: Coverage, format: str, map_minutes: float | 
 def get_isochrones(
     ctx: CtxDep,
     _actor: StaffDep,
+    at: AtDep,
     minutes: Annotated[str, Query(description="thresholds in minutes, comma-separated")] = "4,8,15",
     vehicle: str = "ambulance",
-    at: Annotated[str | None, Query(description="time of day HH:MM: its traffic period (default: now)")] = None,
 ) -> dict[str, Any]:
     """The area each station in the database reaches within each threshold: a GeoJSON FeatureCollection, one
     (Multi)Polygon per station and threshold (properties: station, minutes, area_km2), largest first."""
@@ -107,4 +106,4 @@ def get_isochrones(
     if road is None:
         raise InvalidInput(f"vehicle {vehicle!r} is not known; allowed: {', '.join(ctx.routers)}")
     stations = [Station(s.name, LatLon(s.lat, s.lon)) for s in units.list_stations(ctx)]
-    return outputs.isochrone_layer(road, stations, seconds, at=time_of_day(at, "at") if at else None)
+    return outputs.isochrone_layer(road, stations, seconds, at=at)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from dispatch.core.errors import Forbidden, Unauthorized
-from dispatch.core.types import Role
+from dispatch.core.types import Role, time_of_day
 from dispatch.services.auth import actor_for_token, cached_actor
 from dispatch.services.context import Actor, Ctx
 
@@ -49,3 +50,14 @@ def _roles(*roles: Role):  # type: ignore[no-untyped-def]
 
 ReaderDep = Annotated[Actor, Depends(_roles(Role.DISPATCHER, Role.PLANNER, Role.ADMIN, Role.CREW))]
 StaffDep = Annotated[Actor, Depends(_roles(Role.DISPATCHER, Role.PLANNER, Role.ADMIN))]
+
+
+async def get_at(
+    at: Annotated[str | None, Query(description="time of day HH:MM: its traffic period (default: now)")] = None,
+) -> time | None:
+    """The ``at`` query parameter of the planning endpoints: the time of day whose traffic the drive times
+    follow; None: now."""
+    return time_of_day(at, "at") if at else None
+
+
+AtDep = Annotated[time | None, Depends(get_at)]

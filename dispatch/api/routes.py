@@ -23,6 +23,7 @@ from dispatch.api.schemas import (
     StatusBody,
 )
 from dispatch.core.errors import Forbidden, InvalidInput
+from dispatch.core.recommend import Excluded, Recommendation
 from dispatch.core.triage import CARDS
 from dispatch.core.types import LatLon, Role
 from dispatch.db.models import Assignment, Hospital, Incident, Station
@@ -98,9 +99,13 @@ def _assignment(a: Assignment) -> dict[str, Any]:
     }
 
 
+def _ranked(recs: list[Recommendation], excluded: list[Excluded]) -> dict[str, Any]:
+    return {"recommendations": [r.as_dict() for r in recs], "excluded": [x.as_dict() for x in excluded]}
+
+
 def _recommendations(ctx: Any, incident: int | Incident) -> dict[str, Any]:
     _, recs, excluded = incidents.recommendations(ctx, incident)
-    return {"recommendations": [r.as_dict() for r in recs], "excluded": [x.as_dict() for x in excluded]}
+    return _ranked(recs, excluded)
 
 
 @api.post(
@@ -130,11 +135,7 @@ async def create_incident(
     rankings: dispatch.services.intake); the answer comes once the call is committed."""
     new = NewIncident(**body.model_dump())
     taken = await asyncio.wrap_future(intake_of(ctx).submit(actor, new, idempotency_key))
-    answer = {
-        "incident": incident_dict(taken.incident),
-        "recommendations": [r.as_dict() for r in taken.recommendations],
-        "excluded": [x.as_dict() for x in taken.excluded],
-    }
+    answer = {"incident": incident_dict(taken.incident), **_ranked(taken.recommendations, taken.excluded)}
     if taken.ranking_error is not None:  # the call is taken; only its ranking is missing
         answer["ranking_error"] = taken.ranking_error
     headers = None if taken.created else {"Idempotent-Replayed": "true"}

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from dispatch.api.deps import CtxDep, StaffDep
+from dispatch.api.deps import AtDep, CtxDep, StaffDep
 from dispatch.core.errors import InvalidInput
-from dispatch.core.types import LatLon, time_of_day
+from dispatch.core.types import LatLon
 from dispatch.geo.coverage import Station
 from dispatch.geo.siting import MODELS, site
 from dispatch.services import units
@@ -25,6 +25,7 @@ FORMATS = ("json", "geojson", "csv")
 def get_siting(
     ctx: CtxDep,
     _actor: StaffDep,
+    at: AtDep,
     model: Annotated[str, Query(description=f"siting model: {', '.join(MODELS)}")] = "mclp",
     minutes: Annotated[float, Query(description="the covering threshold in minutes")] = 8.0,
     p: Annotated[int | None, Query(description="sites in the plan, kept stations included (mclp, pmedian)")] = None,
@@ -33,7 +34,6 @@ def get_siting(
     drop_unreachable: Annotated[bool, Query(description="leave out demand no candidate can reach")] = False,
     vehicle: str = "ambulance",
     format: Annotated[str, Query(description="json, geojson (the chosen sites) or csv")] = "json",
-    at: Annotated[str | None, Query(description="time of day HH:MM: its traffic period (default: now)")] = None,
 ) -> Any:
     """Station siting over every demand cell's centre as a candidate, the database's stations as the
     existing ones, on the same road graph and drive times that rank units for the dispatcher. Demand is a
@@ -54,7 +54,7 @@ def get_siting(
         cell_m=cell_m,
         drop_unreachable=drop_unreachable,
         time_limit_s=SOLVE_LIMIT_S,
-        at=time_of_day(at, "at") if at else None,
+        at=at,
     )
     if format == "csv":
         return Response(result.csv(), media_type="text/csv; charset=utf-8")

@@ -92,7 +92,7 @@ def prepare_incident(
         if not 1 <= len(idempotency_key) <= 200:
             raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters")
         if keys is None:
-            keys = used_keys(ctx, [(actor.id or 0, idempotency_key)])
+            keys = used_keys(ctx, [key_of(actor, idempotency_key)])
         found = keys.replay(actor, idempotency_key, new)
         if found is not None:
             return found
@@ -193,7 +193,12 @@ def write_one(ctx: Ctx, call: PreparedIncident) -> tuple[Incident, bool]:
 
 
 def _replay(ctx: Ctx, actor: Actor, key: str, new: NewIncident) -> Incident | None:
-    return used_keys(ctx, [(actor.id or 0, key)]).replay(actor, key, new)
+    return used_keys(ctx, [key_of(actor, key)]).replay(actor, key, new)
+
+
+def key_of(actor: Actor, key: str) -> tuple[int, str]:
+    """An Idempotency-Key as it is stored: per user (the system actor, with no user, as user 0)."""
+    return actor.id or 0, key
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,7 @@ class UsedKeys:
     def replay(self, actor: Actor, key: str, new: NewIncident) -> Incident | None:
         """The incident a retried key made, None for a new key; :class:`Conflict` when the key was used for a
         different call."""
-        row = self.found.get((actor.id or 0, key))
+        row = self.found.get(key_of(actor, key))
         if row is None:
             return None
         request_hash, incident_id, incident = row

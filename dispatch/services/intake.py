@@ -25,6 +25,7 @@ from dispatch.services.context import Actor, Ctx, started
 from dispatch.services.incidents import (
     NewIncident,
     PreparedIncident,
+    key_of,
     prepare_incident,
     ranker,
     used_keys,
@@ -70,7 +71,7 @@ def _answer(done: Future[Taken], result: Taken | BaseException) -> None:
 
 
 class Intake:
-    """The intake thread. :meth:`submit` from any thread returns a future; :func:`take` waits for it."""
+    """The intake thread. :meth:`submit` from any thread returns a future for the call's answer."""
 
     MAX_BATCH = 100
 
@@ -163,14 +164,14 @@ class Intake:
         keys: set[tuple[int, str]] = set()
         try:  # every key of the batch in one read
             used = used_keys(
-                self.ctx, [(j.actor.id or 0, j.idempotency_key) for j in batch if j.idempotency_key is not None]
+                self.ctx, [key_of(j.actor, j.idempotency_key) for j in batch if j.idempotency_key is not None]
             )
         except Exception as exc:  # noqa: BLE001 - nothing is written yet: every call hears why
             for job in batch:
                 _answer(job.done, exc)
             return
         for job in batch:
-            key = None if job.idempotency_key is None else (job.actor.id or 0, job.idempotency_key)
+            key = None if job.idempotency_key is None else key_of(job.actor, job.idempotency_key)
             if key is not None and key in keys:
                 later.append(job)
                 continue
@@ -232,8 +233,3 @@ def intake_of(ctx: Ctx) -> Intake:
         found = started(ctx, "intake", Intake)
     intake: Intake = found
     return intake
-
-
-def take(ctx: Ctx, *, actor: Actor, new: NewIncident, idempotency_key: str | None = None) -> Taken:
-    """Take one call through the intake thread and wait for its answer."""
-    return intake_of(ctx).submit(actor, new, idempotency_key).result()
